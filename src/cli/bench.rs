@@ -1,0 +1,78 @@
+//! `seer bench train`: training speed of a preset on random tokens.
+
+use seer::device::parse_device;
+use seer::train::{bench_train, matmul_peak_gflops, TrainConfig};
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// Milliseconds per training step (median after warm-up), tokens/s and MFU.
+    Train {
+        /// Preset whose model and batch to time.
+        #[arg(long, default_value = "shakespeare-char-cpu")]
+        preset: String,
+        /// Override the preset's batch size.
+        #[arg(long)]
+        batch_size: Option<usize>,
+        /// Vocabulary size of the random tokens (65 is shakespeare-char's).
+        #[arg(long, default_value_t = 65)]
+        vocab_size: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Device: cpu, cuda or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: String,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let What::Train {
+        preset,
+        batch_size,
+        vocab_size,
+        warmup,
+        iters,
+        device,
+    } = args.what;
+    let device = parse_device(&device)?;
+    let mut config = TrainConfig::preset(&preset)?;
+    if let Some(b) = batch_size {
+        config.batch_size = b;
+    }
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let peak = matmul_peak_gflops(2048, 5, &device)?;
+    println!("preset {preset}: {} layers, {} heads, {} wide, block {}, batch {} x {} accumulation, vocab {vocab_size}",
+        config.n_layer, config.n_head, config.n_embd, config.block_size, config.batch_size, config.grad_accum);
+    println!("f32 matmul peak (2048^3, best of 5): {peak:.1} GFLOP/s on {threads} threads");
+    let report = bench_train(&config, vocab_size, warmup, iters, &device)?;
+    let achieved = report.flops_per_step / (report.median_ms / 1e3) / 1e9;
+    println!(
+        "params (excluding position embeddings): {:.2}M",
+        report.params as f64 / 1e6
+    );
+    println!(
+        "median {:.2} ms/iter over {iters} steps (min {:.2}, max {:.2})",
+        report.median_ms,
+        report.step_ms.iter().copied().fold(f64::MAX, f64::min),
+        report.step_ms.iter().copied().fold(0.0, f64::max)
+    );
+    println!(
+        "{:.0} tokens/s, {:.1} GFLOP/s, MFU {:.1}% of the measured peak",
+        report.tokens_per_s,
+        achieved,
+        100.0 * achieved / peak
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,10 @@
+//! Training data: token shards on disk, the corpus preparation that writes
+//! them, and the random batches the trainer reads from them.
+
+mod batches;
+mod prepare;
+mod shard;
+
+pub use batches::{mix, Batch, BatchSampler, Split};
+pub use prepare::{prepare, DataMeta, PrepareOptions, PreparedData};
+pub use shard::{write_shard, TokenShard, SHARD_MAGIC, SHARD_VERSION};

@@ -1,0 +1,18 @@
+//! seer: a prediction machine for text and images.
+//!
+//! The library holds everything the `seer` command does: tokenizers, token
+//! shards, the Transformer blocks and the GPT built from them, the training loop
+//! with its optimizer, schedule and checkpoints, and text generation. The
+//! binary in `src/main.rs` only parses the command line and calls in here.
+
+pub mod atomic;
+pub mod data;
+pub mod device;
+pub mod error;
+pub mod generate;
+pub mod model;
+pub mod nn;
+pub mod tokenize;
+pub mod train;
+
+pub use error::{Error, Result};

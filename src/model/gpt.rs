@@ -1,0 +1,171 @@
+//! The GPT: GPT-2's architecture, exactly.
+//!
+//! Token and learned position embeddings, `n_layer` pre-LayerNorm blocks of
+//! causal self-attention and a GELU MLP, a final LayerNorm, and an output
+//! layer tied to the token embedding. Parameter names and layouts are Hugging
+//! Face's (`transformer.h.0.attn.c_attn.weight`, ...), so a seer model folder
+//! is a GPT-2 checkpoint and the other way round.
+
+use super::GptConfig;
+use crate::model::gpt_config::LAYER_NORM_EPS;
+use crate::nn::{
+    load_tensors, Block, BlockShape, Init, LayerNorm, Mode, ParamBuilder, ParamSource, Params,
+};
+use crate::tokenize::Tokenizer;
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// Names in `model.safetensors` that seer reads past: GPT-2's cached causal
+/// masks, and the output layer (tied to `transformer.wte.weight`).
+const IGNORED_TENSORS: [&str; 3] = [".attn.bias", ".attn.masked_bias", "lm_head.weight"];
+
+/// A GPT-2-architecture language model.
+pub struct Gpt {
+    config: GptConfig,
+    wte: Tensor,
+    wpe: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+    params: Params,
+}
+
+impl Gpt {
+    /// A new model with GPT-2's initialisation (normal 0.02; residual
+    /// projections 0.02/sqrt(2·n_layer)), drawn from `seed`.
+    pub fn new(config: &GptConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, dtype, device))
+    }
+
+    /// Loads `model.safetensors` with GPT-2 tensor names (with or without the
+    /// `transformer.` prefix) for `config`.
+    pub fn from_safetensors(
+        config: &GptConfig,
+        path: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let (tensors, _) = load_tensors(path, device)?;
+        let mut named = HashMap::new();
+        for (name, tensor) in tensors {
+            if IGNORED_TENSORS.iter().any(|s| name.ends_with(s)) {
+                continue;
+            }
+            let name = if name.starts_with("transformer.") {
+                name
+            } else {
+                format!("transformer.{name}")
+            };
+            named.insert(name, tensor);
+        }
+        Self::build(config, ParamSource::load(named, path, dtype, device))
+    }
+
+    /// Loads a model folder: `config.json` and `model.safetensors`.
+    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        if dir.join("pytorch_model.bin").exists() && !dir.join("model.safetensors").exists() {
+            return Err(Error::bad_file(
+                dir.join("pytorch_model.bin"),
+                "pickled PyTorch weights can run arbitrary code, so seer does not read them; \
+                 convert with transformers: `AutoModelForCausalLM.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`",
+            ));
+        }
+        let config = GptConfig::from_hf_json(&dir.join("config.json"))?;
+        Self::from_safetensors(&config, &dir.join("model.safetensors"), dtype, device)
+    }
+
+    /// Saves the model folder: `config.json`, `model.safetensors` and, if
+    /// given, `tokenizer.json`. Every file is written atomically.
+    pub fn save(&self, dir: &Path, tokenizer: Option<&Tokenizer>) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(Error::io(dir))?;
+        let config =
+            serde_json::to_string_pretty(&self.config.to_hf_json()).expect("config serialises");
+        crate::atomic::write_atomic(&dir.join("config.json"), config.as_bytes())?;
+        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+        self.params
+            .save(&dir.join("model.safetensors"), &metadata)?;
+        if let Some(tokenizer) = tokenizer {
+            tokenizer.save(&dir.join("tokenizer.json"))?;
+        }
+        Ok(())
+    }
+
+    fn build(config: &GptConfig, source: ParamSource) -> Result<Self> {
+        config.validate()?;
+        let (c, v) = (config.n_embd, config.vocab_size);
+        let (wte, wpe, blocks, ln_f) = {
+            let p: ParamBuilder = source.builder().pp("transformer");
+            let wte = p.pp("wte").get(&[v, c], "weight", Init::Normal(0.02))?;
+            let wpe = p
+                .pp("wpe")
+                .get(&[config.block_size, c], "weight", Init::Normal(0.02))?;
+            let shape = BlockShape {
+                dim: c,
+                n_head: config.n_head,
+                causal: true,
+                bias: config.bias,
+                dropout: config.dropout,
+                eps: LAYER_NORM_EPS,
+                proj_init: Init::Normal(0.02 / (2.0 * config.n_layer as f64).sqrt()),
+            };
+            let blocks = (0..config.n_layer)
+                .map(|i| Block::new(&p.pp("h").pp(i), &shape))
+                .collect::<Result<Vec<_>>>()?;
+            let ln_f = LayerNorm::new(&p.pp("ln_f"), c, config.bias, LAYER_NORM_EPS)?;
+            (wte, wpe, blocks, ln_f)
+        };
+        Ok(Self {
+            config: config.clone(),
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+            params: source.into_params(),
+        })
+    }
+
+    /// The model's config.
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    /// The trainable parameters by name.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]` (u32), seq ≤ block_size.
+    pub fn forward(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.block_size {
+            return Err(Error::Invalid(format!(
+                "sequence of {t} tokens is longer than the model's context (block_size {})",
+                self.config.block_size
+            )));
+        }
+        let tok =
+            self.wte
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.config.n_embd))?;
+        let pos = self.wpe.narrow(0, 0, t)?;
+        let mut x = mode.dropout(&tok.broadcast_add(&pos)?, self.config.dropout)?;
+        for block in &self.blocks {
+            x = block.forward(&x, mode)?;
+        }
+        let x = self.ln_f.forward(&x)?;
+        let logits = x
+            .reshape((b * t, self.config.n_embd))?
+            .matmul(&self.wte.t()?)?;
+        Ok(logits.reshape((b, t, self.config.vocab_size))?)
+    }
+
+    /// Mean next-token cross-entropy of `logits` (`[batch, seq, vocab]`) against `targets` (`[batch, seq]`).
+    pub fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
+        let (b, t, v) = logits.dims3()?;
+        Ok(candle_nn::loss::cross_entropy(
+            &logits.reshape((b * t, v))?,
+            &targets.reshape(b * t)?,
+        )?)
+    }
+}

@@ -1,0 +1,66 @@
+//! The pre-LayerNorm Transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+
+use super::{Init, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention};
+use crate::Result;
+use candle_core::Tensor;
+
+/// Shape of a Transformer block.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockShape {
+    /// Width of the residual stream.
+    pub dim: usize,
+    /// Attention heads.
+    pub n_head: usize,
+    /// Whether attention is causal.
+    pub causal: bool,
+    /// Whether linear layers and LayerNorms have biases.
+    pub bias: bool,
+    /// Dropout probability.
+    pub dropout: f64,
+    /// LayerNorm epsilon.
+    pub eps: f64,
+    /// Initialisation of the residual projections (GPT-2 scales it by `1/sqrt(2·n_layer)`).
+    pub proj_init: Init,
+}
+
+/// One pre-LayerNorm Transformer block (GPT-2 names: `ln_1`, `attn`, `ln_2`, `mlp`).
+#[derive(Debug, Clone)]
+pub struct Block {
+    ln_1: LayerNorm,
+    attn: SelfAttention,
+    ln_2: LayerNorm,
+    mlp: Mlp,
+}
+
+impl Block {
+    /// Builds the block's parameters under `p`.
+    pub fn new(p: &ParamBuilder, s: &BlockShape) -> Result<Self> {
+        Ok(Self {
+            ln_1: LayerNorm::new(&p.pp("ln_1"), s.dim, s.bias, s.eps)?,
+            attn: SelfAttention::new(
+                &p.pp("attn"),
+                s.dim,
+                s.n_head,
+                s.causal,
+                s.bias,
+                s.dropout,
+                s.proj_init,
+            )?,
+            ln_2: LayerNorm::new(&p.pp("ln_2"), s.dim, s.bias, s.eps)?,
+            mlp: Mlp::new(
+                &p.pp("mlp"),
+                s.dim,
+                4 * s.dim,
+                s.bias,
+                s.dropout,
+                s.proj_init,
+            )?,
+        })
+    }
+
+    /// Applies the block to `x` (`[batch, seq, dim]`).
+    pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mode)?)?;
+        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, mode)?)?)
+    }
+}

@@ -1,0 +1,40 @@
+//! LayerNorm over the last dimension, with weight and optional bias.
+//!
+//! Written from differentiable tensor ops: candle-nn 0.11's fused LayerNorm
+//! with a bias has no backward pass.
+
+use super::{Init, ParamBuilder};
+use crate::Result;
+use candle_core::{Tensor, D};
+
+/// `(x - mean) / sqrt(var + eps) * weight + bias`.
+#[derive(Debug, Clone)]
+pub struct LayerNorm {
+    weight: Tensor,
+    bias: Option<Tensor>,
+    eps: f64,
+}
+
+impl LayerNorm {
+    /// Parameters `weight` (ones) and, if `bias`, `bias` (zeros), both `[dim]`.
+    pub fn new(p: &ParamBuilder, dim: usize, bias: bool, eps: f64) -> Result<Self> {
+        let weight = p.get(&[dim], "weight", Init::Ones)?;
+        let bias = bias
+            .then(|| p.get(&[dim], "bias", Init::Zeros))
+            .transpose()?;
+        Ok(Self { weight, bias, eps })
+    }
+
+    /// Normalises `x` over its last dimension.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mean = x.mean_keepdim(D::Minus1)?;
+        let centred = x.broadcast_sub(&mean)?;
+        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
+        let y = normed.broadcast_mul(&self.weight)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! Named parameters: created with a deterministic initialisation, or loaded
+//! from safetensors by name, and saved back with the same names.
+
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor, Var};
+use rand::SeedableRng;
+use rand_distr::{Distribution, Normal};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// A model's trainable tensors by name, in name order.
+#[derive(Clone, Default)]
+pub struct Params {
+    vars: BTreeMap<String, Var>,
+}
+
+impl Params {
+    /// The parameters, in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Var)> {
+        self.vars.iter()
+    }
+
+    /// The parameter called `name`.
+    pub fn get(&self, name: &str) -> Option<&Var> {
+        self.vars.get(name)
+    }
+
+    /// Number of tensors.
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// Total number of scalar parameters.
+    pub fn count(&self) -> usize {
+        self.vars.values().map(|v| v.elem_count()).sum()
+    }
+
+    /// Saves every parameter to a safetensors file, atomically, with
+    /// `metadata` in its header.
+    pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
+        let tensors: Vec<(String, Tensor)> = self
+            .vars
+            .iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect();
+        save_tensors(&tensors, path, metadata)
+    }
+}
+
+/// Saves named tensors to a safetensors file, atomically.
+pub fn save_tensors(
+    tensors: &[(String, Tensor)],
+    path: &Path,
+    metadata: &HashMap<String, String>,
+) -> Result<()> {
+    let views: Vec<(&str, &Tensor)> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let metadata = (!metadata.is_empty()).then(|| metadata.clone());
+    let bytes = safetensors::serialize(views, metadata)
+        .map_err(|e| Error::bad_file(path, format!("cannot serialise tensors: {e}")))?;
+    crate::atomic::write_atomic(path, &bytes)
+}
+
+/// Reads every tensor of a safetensors file, with the header's metadata.
+pub fn load_tensors(
+    path: &Path,
+    device: &Device,
+) -> Result<(HashMap<String, Tensor>, HashMap<String, String>)> {
+    let bytes = std::fs::read(path).map_err(Error::io(path))?;
+    let corrupt = |e: &dyn std::fmt::Display| {
+        Error::bad_file(
+            path,
+            format!("not a valid safetensors file (truncated or corrupt?): {e}"),
+        )
+    };
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| corrupt(&e))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| corrupt(&e))?;
+    Ok((tensors, metadata))
+}
+
+/// How a new parameter is initialised.
+#[derive(Debug, Clone, Copy)]
+pub enum Init {
+    /// Normal with mean 0 and this standard deviation.
+    Normal(f64),
+    /// All zeros.
+    Zeros,
+    /// All ones.
+    Ones,
+}
+
+enum Source {
+    Init(Box<rand::rngs::StdRng>),
+    Load {
+        tensors: HashMap<String, Tensor>,
+        path: PathBuf,
+    },
+}
+
+struct State {
+    source: Source,
+    params: Params,
+    dtype: DType,
+    device: Device,
+}
+
+/// Hands out a model's parameters by name while the model is built: freshly
+/// initialised from a seed, or loaded from a checkpoint. Mirrors candle's
+/// `VarBuilder`, but initialisation is deterministic and every tensor is kept
+/// as a trainable `Var`.
+#[derive(Clone)]
+pub struct ParamBuilder<'a> {
+    state: &'a RefCell<State>,
+    prefix: String,
+}
+
+/// Owns the state a `ParamBuilder` borrows.
+pub struct ParamSource(RefCell<State>);
+
+impl ParamSource {
+    /// New parameters drawn from an RNG seeded with `seed`.
+    pub fn init(seed: u64, dtype: DType, device: &Device) -> Self {
+        Self::new(
+            Source::Init(Box::new(rand::rngs::StdRng::seed_from_u64(seed))),
+            dtype,
+            device,
+        )
+    }
+
+    /// Parameters taken from `tensors` (read from `path`), converted to `dtype`.
+    pub fn load(
+        tensors: HashMap<String, Tensor>,
+        path: &Path,
+        dtype: DType,
+        device: &Device,
+    ) -> Self {
+        let path = path.to_path_buf();
+        Self::new(Source::Load { tensors, path }, dtype, device)
+    }
+
+    fn new(source: Source, dtype: DType, device: &Device) -> Self {
+        Self(RefCell::new(State {
+            source,
+            params: Params::default(),
+            dtype,
+            device: device.clone(),
+        }))
+    }
+
+    /// A builder at the root of the name space.
+    pub fn builder(&self) -> ParamBuilder<'_> {
+        ParamBuilder {
+            state: &self.0,
+            prefix: String::new(),
+        }
+    }
+
+    /// The parameters handed out so far.
+    pub fn into_params(self) -> Params {
+        self.0.into_inner().params
+    }
+}
+
+impl ParamBuilder<'_> {
+    /// A builder for the names under `name.`.
+    pub fn pp(&self, name: impl std::fmt::Display) -> Self {
+        Self {
+            state: self.state,
+            prefix: self.full_name(&name.to_string()),
+        }
+    }
+
+    fn full_name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The parameter `name` with `shape`: initialised with `init`, or loaded.
+    pub fn get(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
+        let name = self.full_name(name);
+        let mut state = self.state.borrow_mut();
+        let (dtype, device) = (state.dtype, state.device.clone());
+        let tensor = match &mut state.source {
+            Source::Init(rng) => {
+                let n: usize = shape.iter().product();
+                let values: Vec<f64> = match init {
+                    Init::Normal(std) => {
+                        let normal =
+                            Normal::new(0.0, std).map_err(|e| Error::Invalid(e.to_string()))?;
+                        (0..n).map(|_| normal.sample(rng)).collect()
+                    }
+                    Init::Zeros => vec![0.0; n],
+                    Init::Ones => vec![1.0; n],
+                };
+                Tensor::from_vec(values, shape, &device)?.to_dtype(dtype)?
+            }
+            Source::Load { tensors, path } => {
+                let tensor = tensors.remove(&name).ok_or_else(|| {
+                    Error::bad_file(&*path, format!("tensor '{name}' is missing"))
+                })?;
+                if tensor.dims() != shape {
+                    return Err(Error::bad_file(
+                        &*path,
+                        format!(
+                            "tensor '{name}' has shape {:?}, the config needs {shape:?}",
+                            tensor.dims()
+                        ),
+                    ));
+                }
+                tensor.to_dtype(dtype)?.to_device(&device)?
+            }
+        };
+        let var = Var::from_tensor(&tensor)?;
+        let out = var.as_tensor().clone();
+        state.params.vars.insert(name, var);
+        Ok(out)
+    }
+}

@@ -1,0 +1,19 @@
+//! Training: run configuration and presets, the learning-rate schedule, the
+//! AdamW optimizer, checkpoints with resume, metrics and loss plots, and the
+//! loop that ties them together.
+
+mod bench;
+mod checkpoint;
+mod config;
+mod metrics;
+mod optimizer;
+mod schedule;
+mod trainer;
+
+pub use bench::{bench_train, matmul_peak_gflops, TrainBench};
+pub use checkpoint::{Checkpoint, TrainerState};
+pub use config::{TrainConfig, PRESETS};
+pub use metrics::{plot_losses, MetricRecord, Metrics};
+pub use optimizer::AdamW;
+pub use schedule::learning_rate;
+pub use trainer::{evaluate, train, train_step, TrainOptions, TrainOutcome};
