@@ -1,6 +1,6 @@
 //! The Transformer's feed-forward part: expand 4x, GELU (tanh approximation), project back.
 
-use super::{Init, Linear, Mode, ParamBuilder};
+use super::{gelu, Init, Linear, Mode, ParamBuilder};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -31,7 +31,7 @@ impl Mlp {
 
     /// Applies the MLP to `x` (`[..., dim]`).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let h = self.c_fc.forward(x)?.gelu()?;
+        let h = gelu(&self.c_fc.forward(x)?)?;
         mode.dropout(&self.c_proj.forward(&h)?, self.dropout)
     }
 }

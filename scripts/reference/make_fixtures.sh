@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Makes the reference fixtures under tests/fixtures/ that the Rust tests
+# compare against. seer writes the tokenizers and a small trained model; the
+# Python reference stack (tokenizers, PyTorch, transformers from PyPI) reads
+# them and records what it computes. The tests themselves never run Python.
+#
+#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy
+#   PYTHON=.venv-ref/bin/python scripts/reference/make_fixtures.sh
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PYTHON=${PYTHON:-python3}
+cargo build --release --quiet
+SEER=target/release/seer
+FIX=tests/fixtures
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+
+# Tokenizers: seer trains them, Python's tokenizers encodes with them.
+mkdir -p "$FIX/tokenizers"
+head -c 20000 data/tinyshakespeare.txt > "$WORK/corpus.txt"
+"$SEER" prepare --tokenizer bpe --vocab-size 300 "$WORK/corpus.txt" -o "$WORK/bpe" > /dev/null
+"$SEER" prepare --tokenizer char "$WORK/corpus.txt" -o "$WORK/char" > /dev/null
+cp "$WORK/bpe/tokenizer.json" "$FIX/tokenizers/bpe.json"
+cp "$WORK/char/tokenizer.json" "$FIX/tokenizers/char.json"
+"$PYTHON" scripts/reference/tokenizer_parity.py "$FIX/tokenizers"
+
+# The GPT: seer trains a tiny model for a few steps, PyTorch (transformers'
+# GPT2LMHeadModel) loads it and records logits, loss, gradients and 10 AdamW steps.
+mkdir -p "$FIX/gpt_tiny"
+"$SEER" prepare --tokenizer char "$WORK/corpus.txt" -o "$WORK/gptdata" > /dev/null
+"$SEER" train --data "$WORK/gptdata" --preset tiny --max-iters 3 -o "$WORK/run" --quiet > /dev/null
+cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
+"$PYTHON" scripts/reference/gpt_parity.py "$FIX/gpt_tiny"
+echo "fixtures written to $FIX"
