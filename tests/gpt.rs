@@ -64,7 +64,7 @@ fn gradients_match_central_finite_differences_in_f64() {
             (0..12).map(|_| rng.random_range(0..n)).collect()
         };
         for i in picks {
-            let mut at = |delta: f64| {
+            let at = |delta: f64| {
                 let mut values = original.clone();
                 values[i] += delta;
                 var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
