@@ -1,0 +1,278 @@
+//! The `seer` binary end to end: the happy path on a tiny run, and bad input
+//! that must end in a one-line error naming the problem, exit code 1, no panic.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn seer(args: &[&str]) -> Output {
+    let out = Command::new(env!("CARGO_BIN_EXE_seer"))
+        .args(args)
+        .output()
+        .unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs `seer` and asserts a clean one-line failure whose message holds every `needles`.
+fn fails(args: &[&str], needles: &[&str]) {
+    let out = seer(args);
+    assert_eq!(
+        out.code, 1,
+        "seer {args:?} should fail: {}{}",
+        out.stdout, out.stderr
+    );
+    let message = out.stderr.trim_end();
+    assert!(
+        !message.contains("panicked"),
+        "seer {args:?} panicked: {message}"
+    );
+    assert_eq!(
+        message.lines().count(),
+        1,
+        "seer {args:?}: not one line: {message}"
+    );
+    assert!(message.starts_with("error: "), "{message}");
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "seer {args:?}: '{needle}' not in: {message}"
+        );
+    }
+}
+
+fn write_corpus(dir: &Path, chars: usize) -> String {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
+    )
+    .unwrap();
+    let path = dir.join("corpus.txt");
+    std::fs::write(&path, &text[..chars]).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn s(path: &Path) -> String {
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn prepare_train_generate_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path(), 20_000);
+    let data = s(&dir.path().join("data"));
+    let run = s(&dir.path().join("run"));
+    let out = seer(&["prepare", "--tokenizer", "char", &corpus, "-o", &data]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("train") && out.stdout.contains("val"));
+    let out = seer(&[
+        "train", "--data", &data, "--preset", "tiny", "-o", &run, "--quiet",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("val loss"), "{}", out.stdout);
+    let generate = |seed: &str| {
+        seer(&[
+            "generate",
+            "--model",
+            &run,
+            "--seed",
+            seed,
+            "--max-tokens",
+            "40",
+            "ROMEO:",
+        ])
+    };
+    let (a, b, c) = (generate("1"), generate("1"), generate("2"));
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert!(a.stdout.starts_with("ROMEO:") && a.stdout.chars().count() > 40);
+    assert_eq!(a.stdout, b.stdout, "same seed, same text");
+    assert_ne!(a.stdout, c.stdout, "another seed, other text");
+
+    // Bad input around an existing run.
+    fails(
+        &["train", "--data", &data, "--preset", "tiny", "-o", &run],
+        &["already exists", "--resume", "--overwrite"],
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            &data,
+            "-o",
+            &run,
+            "--resume",
+            "--n-layer",
+            "3",
+        ],
+        &["n_layer", "3", "2"],
+    );
+    fails(
+        &["generate", "--model", &run, "ROMEO§"],
+        &["'§'", "vocabulary"],
+    );
+    fails(
+        &["generate", "--model", &run, "--temperature=-1", "hi"],
+        &["--temperature"],
+    );
+    let model = dir.path().join("run/model.safetensors");
+    let bytes = std::fs::read(&model).unwrap();
+    std::fs::write(&model, &bytes[..bytes.len() / 2]).unwrap();
+    fails(
+        &["generate", "--model", &run, "hi"],
+        &["model.safetensors", "truncated or corrupt"],
+    );
+    fails(
+        &["train", "--data", &data, "-o", &run, "--resume"],
+        &["model.safetensors"],
+    );
+}
+
+#[test]
+fn corpus_problems_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = s(&dir.path().join("out"));
+    fails(
+        &["prepare", "/no/such/corpus.txt", "-o", &out],
+        &["/no/such/corpus.txt"],
+    );
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    fails(&["prepare", &s(&empty), "-o", &out], &["empty"]);
+    let binary = dir.path().join("binary.txt");
+    std::fs::write(&binary, [0x66, 0x6f, 0xff, 0xfe]).unwrap();
+    fails(
+        &["prepare", &s(&binary), "-o", &out],
+        &["binary.txt", "UTF-8"],
+    );
+    let corpus = write_corpus(dir.path(), 20);
+    fails(
+        &["prepare", &corpus, "-o", &out, "--val-fraction", "0"],
+        &["--val-fraction"],
+    );
+    fails(
+        &[
+            "prepare",
+            &corpus,
+            "-o",
+            &out,
+            "--val-fraction",
+            "0.01",
+            "--tokenizer",
+            "char",
+        ],
+        &["--val-fraction", "0 val"],
+    );
+    fails(
+        &["prepare", &corpus, "-o", &out, "--vocab-size", "100"],
+        &["--vocab-size 100", "257"],
+    );
+}
+
+#[test]
+fn training_problems_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = write_corpus(dir.path(), 300);
+    let data = s(&dir.path().join("data"));
+    assert_eq!(
+        seer(&["prepare", "--tokenizer", "char", &small, "-o", &data]).code,
+        0
+    );
+    let run = s(&dir.path().join("run"));
+    fails(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--preset",
+            "tiny",
+            "-o",
+            &run,
+            "--block-size",
+            "64",
+        ],
+        &["val.bin", "one block"],
+    );
+    fails(
+        &[
+            "train", "--data", &data, "--preset", "tiny", "-o", &run, "--n-embd", "30", "--n-head",
+            "4",
+        ],
+        &["n_embd 30", "n_head 4"],
+    );
+    fails(
+        &["train", "--data", &data, "--preset", "nope", "-o", &run],
+        &["unknown preset 'nope'", "shakespeare-char-cpu"],
+    );
+    fails(
+        &["train", "--data", &data, "-o", &run, "--resume"],
+        &["--resume", "no checkpoint"],
+    );
+    let toml = dir.path().join("run.toml");
+    std::fs::write(&toml, "n_layers = 3\n").unwrap();
+    fails(
+        &["train", "--data", &data, "--config", &s(&toml), "-o", &run],
+        &["run.toml", "n_layers"],
+    );
+    fails(
+        &[
+            "train",
+            "--data",
+            &s(&dir.path().join("nowhere")),
+            "-o",
+            &run,
+        ],
+        &["nowhere", "meta.json"],
+    );
+
+    let shard = dir.path().join("data/train.bin");
+    let bytes = std::fs::read(&shard).unwrap();
+    std::fs::write(&shard, &bytes[..bytes.len() - 1]).unwrap();
+    fails(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--preset",
+            "tiny",
+            "--block-size",
+            "8",
+            "-o",
+            &run,
+        ],
+        &["train.bin", "truncated"],
+    );
+    let mut bad = bytes.clone();
+    bad[0] = b'X';
+    std::fs::write(&shard, &bad).unwrap();
+    fails(
+        &[
+            "train",
+            "--data",
+            &data,
+            "--preset",
+            "tiny",
+            "--block-size",
+            "8",
+            "-o",
+            &run,
+        ],
+        &["train.bin", "magic"],
+    );
+}
+
+#[test]
+fn the_demo_trains_and_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = seer(&["demo", "--out", &s(dir.path()), "--iters", "10"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("val loss"), "{}", out.stdout);
+    assert!(out.stdout.contains("ROMEO:"), "{}", out.stdout);
+    assert!(dir.path().join("model/loss.png").exists());
+}
