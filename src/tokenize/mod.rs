@@ -14,6 +14,8 @@ pub use train::{train_bpe, train_char, MIN_BPE_VOCAB};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::Path;
+use tokenizers::decoders::DecoderWrapper;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 
 /// The end-of-text token that separates documents in BPE corpora.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
@@ -52,13 +54,10 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub(crate) fn from_inner(inner: tokenizers::Tokenizer) -> Result<Self> {
-        let json = inner
-            .to_string(false)
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&json).map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let byte_level = value["pre_tokenizer"]["type"] == "ByteLevel"
-            || value["decoder"]["type"] == "ByteLevel";
+        let byte_level = matches!(
+            inner.get_pre_tokenizer(),
+            Some(PreTokenizerWrapper::ByteLevel(_))
+        ) || matches!(inner.get_decoder(), Some(DecoderWrapper::ByteLevel(_)));
         let (kind, alphabet) = if byte_level {
             (TokenizerKind::Bpe, None)
         } else {
