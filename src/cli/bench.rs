@@ -52,10 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    let peak = matmul_peak_gflops(2048, 5, &device)?;
+    let peak = matmul_peak_gflops(2048, 10, &device)?;
     println!("preset {preset}: {} layers, {} heads, {} wide, block {}, batch {} x {} accumulation, vocab {vocab_size}",
         config.n_layer, config.n_head, config.n_embd, config.block_size, config.batch_size, config.grad_accum);
-    println!("f32 matmul peak (2048^3, best of 5): {peak:.1} GFLOP/s on {threads} threads");
+    println!("f32 matmul peak (2048^3, best of 10): {peak:.1} GFLOP/s on {threads} threads");
     let report = bench_train(&config, vocab_size, warmup, iters, &device)?;
     let achieved = report.flops_per_step / (report.median_ms / 1e3) / 1e9;
     println!(
