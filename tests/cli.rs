@@ -276,3 +276,113 @@ fn the_demo_trains_and_samples() {
     assert!(out.stdout.contains("ROMEO:"), "{}", out.stdout);
     assert!(dir.path().join("model/loss.png").exists());
 }
+
+#[test]
+fn a_folder_of_files_is_one_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("corpus");
+    std::fs::create_dir_all(corpus.join("more")).unwrap();
+    std::fs::write(
+        corpus.join("a.txt"),
+        "the first document, with some words in it\n".repeat(50),
+    )
+    .unwrap();
+    std::fs::write(
+        corpus.join("more/b.txt"),
+        "a second document: more words, other words\n".repeat(50),
+    )
+    .unwrap();
+    std::fs::write(corpus.join(".hidden"), "skipped").unwrap();
+    let data = dir.path().join("data");
+    let out = seer(&[
+        "prepare",
+        &s(&corpus),
+        "-o",
+        &s(&data),
+        "--vocab-size",
+        "300",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["sources"].as_array().unwrap().len(), 2);
+    assert_eq!(meta["tokenizer"], "bpe");
+    // BPE stops merging when no pair occurs twice, so a small corpus may end below the target.
+    let vocab = meta["vocab_size"].as_u64().unwrap();
+    assert!((258..=300).contains(&vocab), "vocab {vocab}");
+    fails(
+        &["prepare", &s(&corpus), "-o", &s(&data)],
+        &["already holds prepared data", "--overwrite"],
+    );
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path(), 20_000);
+    let data = s(&dir.path().join("data"));
+    let run = dir.path().join("run");
+    assert_eq!(
+        seer(&["prepare", "--tokenizer", "char", &corpus, "-o", &data]).code,
+        0
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seer"))
+        .args([
+            "train",
+            "--data",
+            &data,
+            "--preset",
+            "tiny",
+            "--max-iters",
+            "100000",
+            "-o",
+            &s(&run),
+            "--quiet",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first checkpoint follows the evaluation at step 0.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !run.join("trainer_state.json").exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(
+        stdout.contains("interrupted: checkpoint saved at step"),
+        "{stdout}"
+    );
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("trainer_state.json")).unwrap())
+            .unwrap();
+    let step = state["step"].as_u64().unwrap();
+    assert!(step > 0);
+    let out = seer(&[
+        "train",
+        "--data",
+        &data,
+        "-o",
+        &s(&run),
+        "--resume",
+        "--max-iters",
+        &(step + 5).to_string(),
+        "--quiet",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("trainer_state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["step"].as_u64().unwrap(), step + 5);
+}

@@ -219,3 +219,46 @@ fn a_tiny_model_overfits_one_batch() {
     assert!(first.unwrap() > 3.0);
     assert!(last < 0.05, "loss after 300 steps on one batch: {last}");
 }
+
+#[test]
+fn gradient_accumulation_equals_one_large_batch() {
+    let train = TrainConfig {
+        weight_decay: 0.1,
+        ..TrainConfig::preset("tiny").unwrap()
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+    let (x, y) = (
+        random_ids(&mut rng, 4, 16, 19),
+        random_ids(&mut rng, 4, 16, 19),
+    );
+    let halves = |t: &Tensor| (t.narrow(0, 0, 2).unwrap(), t.narrow(0, 2, 2).unwrap());
+    let ((x1, x2), (y1, y2)) = (halves(&x), halves(&y));
+    let run = |batches: &[(Tensor, Tensor)]| {
+        let model = Gpt::new(&train.model(19), 6, DType::F32, &Device::Cpu).unwrap();
+        let mut optimizer =
+            AdamW::new(model.params(), train.beta1, train.beta2, train.weight_decay).unwrap();
+        let (loss, norm) = train_step(&model, &mut optimizer, &train, 0, batches).unwrap();
+        let weights: Vec<f32> = model
+            .params()
+            .get("transformer.h.0.attn.c_attn.weight")
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        (loss, norm, weights)
+    };
+    let (loss_a, norm_a, w_a) = run(&[(x, y)]);
+    let (loss_b, norm_b, w_b) = run(&[(x1, y1), (x2, y2)]);
+    assert!((loss_a - loss_b).abs() < 1e-5, "{loss_a} vs {loss_b}");
+    assert!(
+        (norm_a - norm_b).abs() / norm_a < 1e-4,
+        "{norm_a} vs {norm_b}"
+    );
+    let diff = w_a
+        .iter()
+        .zip(&w_b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max);
+    assert!(diff < 1e-6, "updated weights differ by {diff}");
+}

@@ -191,7 +191,10 @@ pub fn train(options: &TrainOptions, stop: &AtomicBool) -> Result<TrainOutcome> 
                 tokens_per_s: None,
                 elapsed_s: state.elapsed_s,
             })?;
-            bar.println(format!("step {step:>6}: val loss {val_loss:.4}"));
+            if options.verbose {
+                // `suspend` prints even when the bar is hidden (output not a terminal).
+                bar.suspend(|| println!("step {step:>6}: val loss {val_loss:.4}"));
+            }
             if state.best_val_loss.is_none_or(|best| val_loss < best) {
                 state.best_val_loss = Some(val_loss);
                 model.save(&out.join("best"), Some(&data.tokenizer))?;
