@@ -326,7 +326,7 @@ fn ctrl_c_saves_a_checkpoint_and_resume_finishes_the_run() {
         seer(&["prepare", "--tokenizer", "char", &corpus, "-o", &data]).code,
         0
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seer"))
+    let child = Command::new(env!("CARGO_BIN_EXE_seer"))
         .args([
             "train",
             "--data",
