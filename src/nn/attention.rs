@@ -1,9 +1,11 @@
 //! Multi-head self-attention, causal (GPT) or bidirectional (encoders), with
-//! GPT-2's fused `c_attn` projection to queries, keys and values.
+//! GPT-2's fused `c_attn` projection to queries, keys and values; the
+//! attention itself is seer's fused kernel.
 
 use super::{Init, Linear, Mode, ParamBuilder};
+use crate::kernels::{attention, AttentionSpec};
 use crate::{Error, Result};
-use candle_core::{Device, Tensor, D};
+use candle_core::Tensor;
 
 /// Multi-head self-attention over `[batch, seq, dim]`.
 #[derive(Debug, Clone)]
@@ -42,34 +44,18 @@ impl SelfAttention {
 
     /// Attends every position of `x` to the others (to earlier ones only when causal).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let (b, t, c) = x.dims3()?;
-        let hd = c / self.n_head;
         let qkv = self.c_attn.forward(x)?;
-        let heads = |i: usize| -> Result<Tensor> {
-            Ok(qkv
-                .narrow(2, i * c, c)?
-                .reshape((b, t, self.n_head, hd))?
-                .transpose(1, 2)?
-                .contiguous()?)
+        let (dropout, seed) = match mode.seed() {
+            Some(seed) if self.dropout > 0.0 => (self.dropout, seed),
+            _ => (0.0, 0),
         };
-        let (q, k, v) = (heads(0)?, heads(1)?, heads(2)?);
-        let scores = (q.matmul(&k.t()?)? * (1.0 / (hd as f64).sqrt()))?;
-        let scores = if self.causal {
-            scores.broadcast_add(&causal_mask(t, x.device())?.to_dtype(x.dtype())?)?
-        } else {
-            scores
+        let spec = AttentionSpec {
+            n_head: self.n_head,
+            causal: self.causal,
+            dropout,
+            seed,
         };
-        let weights = candle_nn::ops::softmax(&scores, D::Minus1)?;
-        let weights = mode.dropout(&weights, self.dropout)?;
-        let y = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, t, c))?;
+        let y = attention(&qkv, spec)?;
         mode.dropout(&self.c_proj.forward(&y)?, self.dropout)
     }
-}
-
-/// `[t, t]`: 0 on and below the diagonal, -inf above.
-fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    Ok(Tensor::from_vec(mask, (t, t), device)?)
 }

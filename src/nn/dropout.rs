@@ -21,6 +21,14 @@ impl Mode {
         Mode::Train(Box::new(rand::rngs::StdRng::seed_from_u64(seed)))
     }
 
+    /// A fresh seed for a kernel's own dropout mask in training; `None` in inference.
+    pub fn seed(&mut self) -> Option<u64> {
+        match self {
+            Mode::Train(rng) => Some(rng.random()),
+            Mode::Eval => None,
+        }
+    }
+
     /// Zeroes each element of `x` with probability `p` and scales the rest by
     /// `1 / (1 - p)` in training; returns `x` unchanged otherwise.
     pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {

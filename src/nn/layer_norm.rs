@@ -1,11 +1,11 @@
-//! LayerNorm over the last dimension, with weight and optional bias.
-//!
-//! Written from differentiable tensor ops: candle-nn 0.11's fused LayerNorm
-//! with a bias has no backward pass.
+//! LayerNorm over the last dimension, with weight and optional bias, on
+//! seer's fused kernel (candle-nn 0.11's fused LayerNorm with a bias has no
+//! backward pass).
 
 use super::{Init, ParamBuilder};
+use crate::kernels::layer_norm;
 use crate::Result;
-use candle_core::{Tensor, D};
+use candle_core::Tensor;
 
 /// `(x - mean) / sqrt(var + eps) * weight + bias`.
 #[derive(Debug, Clone)]
@@ -27,14 +27,10 @@ impl LayerNorm {
 
     /// Normalises `x` over its last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let centred = x.broadcast_sub(&mean)?;
-        let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
-        let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
-        let y = normed.broadcast_mul(&self.weight)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        let bias = match &self.bias {
+            Some(b) => b.clone(),
+            None => self.weight.zeros_like()?,
+        };
+        Ok(layer_norm(x, &self.weight, &bias, self.eps)?)
     }
 }

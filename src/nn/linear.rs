@@ -31,16 +31,33 @@ impl Linear {
 
     /// Applies the layer to `x` of shape `[..., d_in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.forward_without_bias(x)?;
+        Ok(match &self.bias {
+            Some(b) => y.broadcast_add(b)?,
+            None => y,
+        })
+    }
+
+    /// `x · W`, leaving the bias to a fused op that follows.
+    pub fn forward_without_bias(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims().to_vec();
         let d_in = dims[dims.len() - 1];
         let rows = x.elem_count() / d_in;
         let y = x.reshape((rows, d_in))?.matmul(&self.weight)?;
-        let y = match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        };
         let mut out_dims = dims;
         *out_dims.last_mut().expect("non-empty") = self.weight.dim(1)?;
         Ok(y.reshape(out_dims)?)
+    }
+
+    /// The bias, or zeros when the layer has none.
+    pub fn bias_or_zeros(&self) -> Result<Tensor> {
+        match &self.bias {
+            Some(b) => Ok(b.clone()),
+            None => Ok(Tensor::zeros(
+                self.weight.dim(1)?,
+                self.weight.dtype(),
+                self.weight.device(),
+            )?),
+        }
     }
 }

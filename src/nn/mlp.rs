@@ -1,6 +1,8 @@
-//! The Transformer's feed-forward part: expand 4x, GELU (tanh approximation), project back.
+//! The Transformer's feed-forward part: expand 4x, GELU (tanh approximation,
+//! fused with the bias add), project back.
 
-use super::{gelu, Init, Linear, Mode, ParamBuilder};
+use super::{Init, Linear, Mode, ParamBuilder};
+use crate::kernels::bias_gelu;
 use crate::Result;
 use candle_core::Tensor;
 
@@ -31,7 +33,10 @@ impl Mlp {
 
     /// Applies the MLP to `x` (`[..., dim]`).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let h = gelu(&self.c_fc.forward(x)?)?;
+        let h = bias_gelu(
+            &self.c_fc.forward_without_bias(x)?,
+            &self.c_fc.bias_or_zeros()?,
+        )?;
         mode.dropout(&self.c_proj.forward(&h)?, self.dropout)
     }
 }

@@ -8,7 +8,6 @@
 mod attention;
 mod block;
 mod dropout;
-mod gelu;
 mod layer_norm;
 mod linear;
 mod mlp;
@@ -17,7 +16,6 @@ mod params;
 pub use attention::SelfAttention;
 pub use block::{Block, BlockShape};
 pub use dropout::Mode;
-pub use gelu::gelu;
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::Mlp;

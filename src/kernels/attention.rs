@@ -1,0 +1,336 @@
+//! Multi-head self-attention as one op on the fused `[q | k | v]` projection.
+//!
+//! Input `[batch, seq, 3·dim]` (GPT-2's `c_attn` output), output
+//! `[batch, seq, dim]` with the heads side by side, ready for `c_proj`: no
+//! transposes or copies around it. Each (batch, head) pair is one parallel
+//! task that walks the queries in tiles of `TILE` rows: scores for a tile
+//! (`TILE × seq`, never the whole `seq × seq` matrix), softmax, then the
+//! weighted values, with matrix products done by `gemm`. The backward pass
+//! recomputes the tile's probabilities from the saved log-sum-exp of each
+//! row, as flash attention does. Dropout on the attention weights uses a
+//! counter-based hash of (seed, position), so the backward pass regenerates
+//! the same mask without storing it.
+
+use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float, SharedMut};
+use candle_core::backend::BackendStorage;
+use candle_core::WithDType;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Query rows per tile.
+const TILE: usize = 64;
+
+/// What an attention call computes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionSpec {
+    /// Number of heads; the head size is `dim / n_head`.
+    pub n_head: usize,
+    /// Whether position `i` may only attend to positions `≤ i`.
+    pub causal: bool,
+    /// Dropout probability on the attention weights (0 in inference).
+    pub dropout: f64,
+    /// Seed of the dropout mask.
+    pub seed: u64,
+}
+
+/// Self-attention of `qkv` (`[batch, seq, 3·dim]`) into `[batch, seq, dim]`.
+pub fn attention(qkv: &Tensor, spec: AttentionSpec) -> candle_core::Result<Tensor> {
+    let (_, _, three_c) = qkv.dims3()?;
+    if three_c % 3 != 0 || (three_c / 3) % spec.n_head != 0 {
+        candle_core::bail!(
+            "attention: last dimension {three_c} is not 3 × a multiple of {} heads",
+            spec.n_head
+        );
+    }
+    qkv.contiguous()?.apply_op1(SelfAttention {
+        spec,
+        lse: Mutex::new(Vec::new()),
+    })
+}
+
+struct SelfAttention {
+    spec: AttentionSpec,
+    /// Log-sum-exp of every score row, `[batch, head, seq]`, saved by the forward pass.
+    lse: Mutex<Vec<f64>>,
+}
+
+/// Sizes of one call.
+#[derive(Clone, Copy)]
+struct Dims {
+    b: usize,
+    t: usize,
+    c: usize,
+    h: usize,
+    d: usize,
+}
+
+impl Dims {
+    fn of(shape: &Shape, n_head: usize) -> candle_core::Result<Self> {
+        let (b, t, three_c) = shape.dims3()?;
+        let c = three_c / 3;
+        Ok(Self {
+            b,
+            t,
+            c,
+            h: n_head,
+            d: c / n_head,
+        })
+    }
+
+    /// Keys visible to the rows of the tile starting at `i0` with `tq` rows.
+    fn keys(&self, causal: bool, i0: usize, tq: usize) -> usize {
+        if causal {
+            i0 + tq
+        } else {
+            self.t
+        }
+    }
+}
+
+/// Whether dropout keeps element `index` of the mask drawn with `seed`.
+#[inline]
+fn keep(seed: u64, index: u64, threshold: u64) -> bool {
+    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) >= threshold
+}
+
+/// The scale a kept weight gets (1/(1-p)), and the hash threshold for p.
+fn dropout_params<T: Float>(p: f64) -> (T, u64) {
+    (T::from_f64(1.0 / (1.0 - p)), (p * u64::MAX as f64) as u64)
+}
+
+impl CustomOp1 for SelfAttention {
+    fn name(&self) -> &'static str {
+        "seer-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = Dims::of(layout.shape(), self.spec.n_head)?;
+        with_float!(storage.dtype(), "attention", T => {
+            let qkv = contiguous::<T>(storage, layout, "attention")?;
+            let (y, lse) = forward(qkv, dims, self.spec);
+            *self.lse.lock().expect("attention state") = lse;
+            Ok((T::to_cpu_storage_owned(y), Shape::from((dims.b, dims.t, dims.c))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let dims = Dims::of(arg.shape(), self.spec.n_head)?;
+        let lse = self.lse.lock().expect("attention state");
+        with_float!(arg.dtype(), "attention", T => {
+            with_slice::<T, _>(arg, "attention", |qkv| {
+                with_slice::<T, _>(grad, "attention", |dy| {
+                    let dqkv = backward(qkv, dy, &lse, dims, self.spec);
+                    tensor_from(dqkv, arg.shape().clone()).map(Some)
+                })
+            })
+        })
+    }
+}
+
+fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec<f64>) {
+    let Dims { b, t, c, h, d } = dims;
+    let mut y = vec![T::zero(); b * t * c];
+    let mut lse = vec![0.0f64; b * h * t];
+    let (y_ptr, lse_ptr) = (SharedMut(y.as_mut_ptr()), SharedMut(lse.as_mut_ptr()));
+    let scale = T::from_f64(1.0 / (d as f64).sqrt());
+    let (keep_scale, threshold) = dropout_params::<T>(spec.dropout);
+    (0..b * h)
+        .into_par_iter()
+        .for_each_init(Vec::new, |scores: &mut Vec<T>, bh| {
+            let (bi, hi) = (bh / h, bh % h);
+            scores.resize(TILE.min(t) * t, T::zero());
+            // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
+            unsafe {
+                let q = qkv.as_ptr().add(bi * t * 3 * c + hi * d);
+                let (k, v) = (q.add(c), q.add(2 * c));
+                let y = y_ptr.ptr().add(bi * t * c + hi * d);
+                for i0 in (0..t).step_by(TILE) {
+                    let tq = TILE.min(t - i0);
+                    let n = dims.keys(spec.causal, i0, tq);
+                    let s = scores.as_mut_ptr();
+                    gemm(
+                        tq,
+                        n,
+                        d,
+                        (s, n, 1),
+                        false,
+                        (q.add(i0 * 3 * c), 3 * c, 1),
+                        (k, 1, 3 * c),
+                        scale,
+                    );
+                    for r in 0..tq {
+                        let i = i0 + r;
+                        let row = &mut scores[r * n..(r + 1) * n];
+                        let valid = if spec.causal { i + 1 } else { n };
+                        let max = row[..valid].iter().copied().fold(T::NEG_INFINITY, T::max);
+                        let mut sum = T::zero();
+                        for x in &mut row[..valid] {
+                            *x = (*x - max).exp();
+                            sum += *x;
+                        }
+                        let inv = T::one() / sum;
+                        row[..valid].iter_mut().for_each(|x| *x *= inv);
+                        row[valid..].iter_mut().for_each(|x| *x = T::zero());
+                        *lse_ptr.ptr().add(bh * t + i) = max.to_f64() + sum.to_f64().ln();
+                        if spec.dropout > 0.0 {
+                            let base = ((bh * t + i) * t) as u64;
+                            for (j, x) in row[..valid].iter_mut().enumerate() {
+                                *x = if keep(spec.seed, base + j as u64, threshold) {
+                                    *x * keep_scale
+                                } else {
+                                    T::zero()
+                                };
+                            }
+                        }
+                    }
+                    gemm(
+                        tq,
+                        d,
+                        n,
+                        (y.add(i0 * c), c, 1),
+                        false,
+                        (s, n, 1),
+                        (v, 3 * c, 1),
+                        T::one(),
+                    );
+                }
+            }
+        });
+    (y, lse)
+}
+
+fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: AttentionSpec) -> Vec<T> {
+    let Dims { b, t, c, h, d } = dims;
+    let mut dqkv = vec![T::zero(); b * t * 3 * c];
+    let dqkv_ptr = SharedMut(dqkv.as_mut_ptr());
+    let scale = T::from_f64(1.0 / (d as f64).sqrt());
+    let (keep_scale, threshold) = dropout_params::<T>(spec.dropout);
+    let dropout = spec.dropout > 0.0;
+    let init = || (Vec::new(), Vec::new(), Vec::new());
+    (0..b * h)
+        .into_par_iter()
+        .for_each_init(init, |(probs, grads, dropped), bh| {
+            let (bi, hi) = (bh / h, bh % h);
+            let len = TILE.min(t) * t;
+            probs.resize(len, T::zero());
+            grads.resize(len, T::zero());
+            if dropout {
+                dropped.resize(len, T::zero());
+            }
+            // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
+            unsafe {
+                let offset = bi * t * 3 * c + hi * d;
+                let q = qkv.as_ptr().add(offset);
+                let (k, v) = (q.add(c), q.add(2 * c));
+                let dq = dqkv_ptr.ptr().add(offset);
+                let (dk, dv) = (dq.add(c), dq.add(2 * c));
+                let dy = dy.as_ptr().add(bi * t * c + hi * d);
+                for i0 in (0..t).step_by(TILE) {
+                    let tq = TILE.min(t - i0);
+                    let n = dims.keys(spec.causal, i0, tq);
+                    let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
+                    // Probabilities of the tile, from the saved log-sum-exp.
+                    gemm(
+                        tq,
+                        n,
+                        d,
+                        (p, n, 1),
+                        false,
+                        (q.add(i0 * 3 * c), 3 * c, 1),
+                        (k, 1, 3 * c),
+                        scale,
+                    );
+                    for r in 0..tq {
+                        let i = i0 + r;
+                        let valid = if spec.causal { i + 1 } else { n };
+                        let row_lse = T::from_f64(lse[bh * t + i]);
+                        let row = &mut probs[r * n..(r + 1) * n];
+                        row[..valid]
+                            .iter_mut()
+                            .for_each(|x| *x = (*x - row_lse).exp());
+                        row[valid..].iter_mut().for_each(|x| *x = T::zero());
+                    }
+                    // Gradient with respect to the (dropped-out) weights.
+                    gemm(
+                        tq,
+                        n,
+                        d,
+                        (g, n, 1),
+                        false,
+                        (dy.add(i0 * c), c, 1),
+                        (v, 1, 3 * c),
+                        T::one(),
+                    );
+                    let weights = if dropout {
+                        for r in 0..tq {
+                            let base = ((bh * t + i0 + r) * t) as u64;
+                            for j in 0..n {
+                                let f = if keep(spec.seed, base + j as u64, threshold) {
+                                    keep_scale
+                                } else {
+                                    T::zero()
+                                };
+                                dropped[r * n + j] = probs[r * n + j] * f;
+                                grads[r * n + j] *= f;
+                            }
+                        }
+                        dropped.as_ptr()
+                    } else {
+                        probs.as_ptr()
+                    };
+                    gemm(
+                        n,
+                        d,
+                        tq,
+                        (dv, 3 * c, 1),
+                        true,
+                        (weights, 1, n),
+                        (dy.add(i0 * c), c, 1),
+                        T::one(),
+                    );
+                    // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
+                    for r in 0..tq {
+                        let (pr, gr) = (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
+                        let dot: T = pr.iter().zip(gr.iter()).map(|(&a, &b)| a * b).sum();
+                        gr.iter_mut()
+                            .zip(pr)
+                            .for_each(|(g, &p)| *g = p * (*g - dot));
+                    }
+                    gemm(
+                        tq,
+                        d,
+                        n,
+                        (dq.add(i0 * 3 * c), 3 * c, 1),
+                        false,
+                        (g, n, 1),
+                        (k, 3 * c, 1),
+                        scale,
+                    );
+                    gemm(
+                        n,
+                        d,
+                        tq,
+                        (dk, 3 * c, 1),
+                        true,
+                        (g, 1, n),
+                        (q.add(i0 * 3 * c), 3 * c, 1),
+                        scale,
+                    );
+                }
+            }
+        });
+    dqkv
+}

@@ -1,0 +1,107 @@
+//! Mean softmax cross-entropy of logits `[n, vocab]` against target ids `[n]`,
+//! one pass forward (rows in parallel) and one backward; the backward pass
+//! writes `(softmax − one_hot) / n` straight from the saved log-sum-exp.
+
+use super::{contiguous, tensor_from, with_float, with_slice};
+use candle_core::backend::BackendStorage;
+use candle_core::WithDType;
+use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
+use num_traits::Zero;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// Mean cross-entropy (a scalar tensor) of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32).
+pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
+    let (n, _) = logits.dims2()?;
+    if targets.dims() != [n] || targets.dtype() != candle_core::DType::U32 {
+        candle_core::bail!(
+            "cross_entropy: targets must be u32 [{n}], got {:?} {:?}",
+            targets.dtype(),
+            targets.dims()
+        );
+    }
+    logits.contiguous()?.apply_op2(
+        &targets.contiguous()?,
+        CrossEntropy {
+            saved: Mutex::new((Vec::new(), Vec::new())),
+        },
+    )
+}
+
+struct CrossEntropy {
+    /// Targets and the log-sum-exp of every row, saved by the forward pass.
+    saved: Mutex<(Vec<u32>, Vec<f64>)>,
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "seer-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (n, vocab) = l1.shape().dims2()?;
+        let targets: Vec<u32> = match s2 {
+            CpuStorage::U32(t) => {
+                let (start, end) = l2.contiguous_offsets().ok_or_else(|| {
+                    candle_core::Error::Msg("cross_entropy: targets must be contiguous".into())
+                })?;
+                t[start..end].to_vec()
+            }
+            _ => candle_core::bail!("cross_entropy: targets must be u32"),
+        };
+        if let Some(bad) = targets.iter().find(|&&t| t as usize >= vocab) {
+            candle_core::bail!("cross_entropy: target {bad} is outside the vocabulary of {vocab}");
+        }
+        with_float!(s1.dtype(), "cross_entropy", T => {
+            let logits = contiguous::<T>(s1, l1, "cross_entropy")?;
+            let lse: Vec<f64> = logits
+                .par_chunks(vocab)
+                .map(|row| {
+                    let max = row.iter().copied().fold(T::NEG_INFINITY, T::max);
+                    let sum: T = row.iter().map(|&x| (x - max).exp()).sum();
+                    (max + sum.ln()).to_f64()
+                })
+                .collect();
+            let total: f64 = lse
+                .iter()
+                .zip(logits.chunks(vocab))
+                .zip(&targets)
+                .map(|((&lse, row), &t)| lse - row[t as usize].to_f64())
+                .sum();
+            *self.saved.lock().expect("cross_entropy state") = (targets, lse);
+            Ok((T::to_cpu_storage_owned(vec![T::from_f64(total / n as f64)]), Shape::from(())))
+        })
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        _targets: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, vocab) = logits.dims2()?;
+        let saved = self.saved.lock().expect("cross_entropy state");
+        let (targets, lse) = (&saved.0, &saved.1);
+        with_float!(logits.dtype(), "cross_entropy", T => {
+            let g = grad.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? / n as f64;
+            with_slice::<T, _>(logits, "cross_entropy", |x| {
+                let mut dx = vec![T::zero(); x.len()];
+                dx.par_chunks_mut(vocab).zip(x.par_chunks(vocab)).enumerate().for_each(|(r, (dx, x))| {
+                    let (lse, g) = (T::from_f64(lse[r]), T::from_f64(g));
+                    for (d, &v) in dx.iter_mut().zip(x) {
+                        *d = (v - lse).exp() * g;
+                    }
+                    dx[targets[r] as usize] -= g;
+                });
+                Ok((Some(tensor_from(dx, (n, vocab))?), None))
+            })
+        })
+    }
+}

@@ -1,0 +1,288 @@
+//! seer's fused kernels against candle's composite ops (relative error ≤ 1e-5,
+//! values and gradients) and against central finite differences in f64.
+
+use candle_core::{DType, Device, Tensor, Var, D};
+use seer::kernels::{attention, bias_gelu, cross_entropy, layer_norm, AttentionSpec};
+
+fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
+    use rand::SeedableRng;
+    use rand_distr::Distribution;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let values: Vec<f64> = (0..n)
+        .map(|_| rand_distr::StandardNormal.sample(&mut rng))
+        .collect();
+    Var::from_tensor(
+        &Tensor::from_vec(values, shape, &Device::Cpu)
+            .unwrap()
+            .to_dtype(dtype)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+/// max |a − b| / max |b|.
+fn rel(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.dims(), b.dims());
+    let a: Vec<f64> = a
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let b: Vec<f64> = b
+        .to_dtype(DType::F64)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max);
+    diff / b.iter().map(|y| y.abs()).fold(1e-30, f64::max)
+}
+
+/// A scalar that depends on every output element: Σ out ∘ weights.
+fn project(out: &Tensor, seed: u64) -> Tensor {
+    let w = randn(out.dims(), out.dtype(), seed);
+    (out * w.as_tensor()).unwrap().sum_all().unwrap()
+}
+
+/// Checks `fused` against `composite` in f32 (values and gradients of every input).
+fn against_composite(
+    inputs: &[Var],
+    fused: impl Fn(&[Tensor]) -> Tensor,
+    composite: impl Fn(&[Tensor]) -> Tensor,
+) {
+    let xs: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
+    let (a, b) = (fused(&xs), composite(&xs));
+    let e = rel(&a, &b);
+    assert!(e <= 1e-5, "values: relative error {e:.2e}");
+    let (ga, gb) = (
+        project(&a, 99).backward().unwrap(),
+        project(&b, 99).backward().unwrap(),
+    );
+    for (i, x) in xs.iter().enumerate() {
+        let e = rel(ga.get(x).unwrap(), gb.get(x).unwrap());
+        assert!(e <= 1e-5, "gradient of input {i}: relative error {e:.2e}");
+    }
+}
+
+/// Checks the gradients of `f` (f64) against central finite differences at a
+/// sample of elements of every input.
+fn against_finite_differences(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor) {
+    let xs = || {
+        inputs
+            .iter()
+            .map(|v| v.as_tensor().clone())
+            .collect::<Vec<_>>()
+    };
+    let loss = || project(&f(&xs()), 7);
+    let grads = loss().backward().unwrap();
+    for (k, var) in inputs.iter().enumerate() {
+        let analytic: Vec<f64> = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let original: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
+        let step = (original.len() / 17).max(1);
+        for i in (0..original.len()).step_by(step) {
+            let at = |delta: f64| {
+                let mut v = original.clone();
+                v[i] += delta;
+                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
+                    .unwrap();
+                loss().to_scalar::<f64>().unwrap()
+            };
+            let eps = 1e-5;
+            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            let err = (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-8);
+            assert!(
+                err < 1e-6,
+                "input {k}[{i}]: analytic {} numeric {numeric} ({err:.1e})",
+                analytic[i]
+            );
+        }
+        var.set(&Tensor::from_vec(original, var.shape(), &Device::Cpu).unwrap())
+            .unwrap();
+    }
+}
+
+fn composite_attention(qkv: &Tensor, n_head: usize, causal: bool) -> Tensor {
+    let (b, t, c3) = qkv.dims3().unwrap();
+    let (c, hd) = (c3 / 3, c3 / 3 / n_head);
+    let heads = |i: usize| {
+        qkv.narrow(2, i * c, c)
+            .unwrap()
+            .reshape((b, t, n_head, hd))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let (q, k, v) = (heads(0), heads(1), heads(2));
+    let mut scores = (q.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap();
+    if causal {
+        let mask: Vec<f32> = (0..t)
+            .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+            .collect();
+        let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu)
+            .unwrap()
+            .to_dtype(qkv.dtype())
+            .unwrap();
+        scores = scores.broadcast_add(&mask).unwrap();
+    }
+    let w = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+    w.matmul(&v)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, c))
+        .unwrap()
+}
+
+fn spec(n_head: usize, causal: bool, dropout: f64) -> AttentionSpec {
+    AttentionSpec {
+        n_head,
+        causal,
+        dropout,
+        seed: 42,
+    }
+}
+
+#[test]
+fn attention_matches_composite_causal_and_bidirectional() {
+    // 150 positions: three query tiles, the last one partial.
+    for (t, causal) in [(150, true), (150, false), (7, true)] {
+        let qkv = randn(&[2, t, 3 * 16], DType::F32, t as u64);
+        against_composite(
+            &[qkv],
+            |x| attention(&x[0], spec(4, causal, 0.0)).unwrap(),
+            |x| composite_attention(&x[0], 4, causal),
+        );
+    }
+}
+
+#[test]
+fn attention_gradients_match_finite_differences() {
+    for causal in [true, false] {
+        let qkv = randn(&[2, 70, 3 * 8], DType::F64, 3);
+        against_finite_differences(&[qkv], |x| attention(&x[0], spec(2, causal, 0.0)).unwrap());
+    }
+    let qkv = randn(&[1, 9, 3 * 8], DType::F64, 4);
+    against_finite_differences(&[qkv], |x| attention(&x[0], spec(2, true, 0.3)).unwrap());
+}
+
+#[test]
+fn attention_dropout_is_seeded_and_drops_about_p() {
+    let qkv = randn(&[2, 64, 3 * 16], DType::F32, 5);
+    let run = |p: f64, seed: u64| {
+        attention(
+            qkv.as_tensor(),
+            AttentionSpec {
+                n_head: 2,
+                causal: false,
+                dropout: p,
+                seed,
+            },
+        )
+        .unwrap()
+    };
+    let (a, b, c, none) = (run(0.5, 1), run(0.5, 1), run(0.5, 2), run(0.0, 1));
+    assert_eq!(rel(&a, &b), 0.0, "same seed, same mask");
+    assert!(rel(&a, &c) > 0.01, "another seed, another mask");
+    assert!(rel(&a, &none) > 0.01, "dropout changes the output");
+    // With values all ones the output row equals the sum of kept, rescaled
+    // weights: 1 on average.
+    let ones = Tensor::ones((1, 256, 3 * 4), DType::F32, &Device::Cpu).unwrap();
+    let y = attention(
+        &ones,
+        AttentionSpec {
+            n_head: 1,
+            causal: false,
+            dropout: 0.25,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    let mean = y.mean_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!((mean - 1.0).abs() < 0.02, "mean of kept weights {mean}");
+}
+
+fn composite_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
+    let mean = x.mean_keepdim(D::Minus1).unwrap();
+    let xc = x.broadcast_sub(&mean).unwrap();
+    let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+    let xn = xc
+        .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+        .unwrap();
+    xn.broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
+}
+
+#[test]
+fn layer_norm_matches_composite_and_finite_differences() {
+    let inputs = [
+        randn(&[3, 37, 24], DType::F32, 1),
+        randn(&[24], DType::F32, 2),
+        randn(&[24], DType::F32, 3),
+    ];
+    against_composite(
+        &inputs,
+        |x| layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
+        |x| composite_layer_norm(&x[0], &x[1], &x[2]),
+    );
+    let inputs = [
+        randn(&[2, 5, 12], DType::F64, 4),
+        randn(&[12], DType::F64, 5),
+        randn(&[12], DType::F64, 6),
+    ];
+    against_finite_differences(&inputs, |x| layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap());
+}
+
+fn composite_gelu(u: &Tensor) -> Tensor {
+    let inner = ((u + (u.sqr().unwrap() * u).unwrap() * 0.044715).unwrap()
+        * (2.0 / std::f64::consts::PI).sqrt())
+    .unwrap();
+    ((u * 0.5).unwrap() * (inner.tanh().unwrap() + 1.0).unwrap()).unwrap()
+}
+
+#[test]
+fn bias_gelu_matches_composite_and_finite_differences() {
+    let inputs = [
+        randn(&[4, 33, 40], DType::F32, 7),
+        randn(&[40], DType::F32, 8),
+    ];
+    against_composite(
+        &inputs,
+        |x| bias_gelu(&x[0], &x[1]).unwrap(),
+        |x| composite_gelu(&x[0].broadcast_add(&x[1]).unwrap()),
+    );
+    let inputs = [randn(&[3, 16], DType::F64, 9), randn(&[16], DType::F64, 10)];
+    against_finite_differences(&inputs, |x| bias_gelu(&x[0], &x[1]).unwrap());
+}
+
+#[test]
+fn cross_entropy_matches_composite_and_finite_differences() {
+    let targets = Tensor::new(&[3u32, 0, 64, 17, 17, 5], &Device::Cpu).unwrap();
+    let logits = [randn(&[6, 65], DType::F32, 11)];
+    against_composite(
+        &logits,
+        |x| cross_entropy(&x[0], &targets).unwrap(),
+        |x| candle_nn::loss::cross_entropy(&x[0], &targets).unwrap(),
+    );
+    let logits = [randn(&[6, 65], DType::F64, 12)];
+    against_finite_differences(&logits, |x| cross_entropy(&x[0], &targets).unwrap());
+    let bad = Tensor::new(&[65u32, 0, 0, 0, 0, 0], &Device::Cpu).unwrap();
+    let err = cross_entropy(logits[0].as_tensor(), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("target 65"), "{err}");
+}
