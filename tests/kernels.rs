@@ -2,7 +2,7 @@
 //! values and gradients) and against central finite differences in f64.
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use seer::kernels::{attention, bias_gelu, cross_entropy, layer_norm, AttentionSpec};
+use seer::kernels::{attention, cross_entropy, layer_norm, linear, AttentionSpec, WeightLayout};
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
     use rand::SeedableRng;
@@ -254,19 +254,70 @@ fn composite_gelu(u: &Tensor) -> Tensor {
     ((u * 0.5).unwrap() * (inner.tanh().unwrap() + 1.0).unwrap()).unwrap()
 }
 
-#[test]
-fn bias_gelu_matches_composite_and_finite_differences() {
-    let inputs = [
-        randn(&[4, 33, 40], DType::F32, 7),
-        randn(&[40], DType::F32, 8),
-    ];
-    against_composite(
-        &inputs,
-        |x| bias_gelu(&x[0], &x[1]).unwrap(),
-        |x| composite_gelu(&x[0].broadcast_add(&x[1]).unwrap()),
+fn composite_linear(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    layout: WeightLayout,
+    gelu: bool,
+) -> Tensor {
+    let (n, d) = (
+        x.elem_count() / x.dim(D::Minus1).unwrap(),
+        x.dim(D::Minus1).unwrap(),
     );
-    let inputs = [randn(&[3, 16], DType::F64, 9), randn(&[16], DType::F64, 10)];
-    against_finite_differences(&inputs, |x| bias_gelu(&x[0], &x[1]).unwrap());
+    let w = match layout {
+        WeightLayout::InOut => w.clone(),
+        WeightLayout::OutIn => w.t().unwrap(),
+    };
+    let y = x
+        .reshape((n, d))
+        .unwrap()
+        .matmul(&w)
+        .unwrap()
+        .broadcast_add(b)
+        .unwrap();
+    let y = if gelu { composite_gelu(&y) } else { y };
+    let mut dims = x.dims().to_vec();
+    *dims.last_mut().unwrap() = b.dim(0).unwrap();
+    y.reshape(dims).unwrap()
+}
+
+#[test]
+fn linear_matches_composite_and_finite_differences() {
+    for (layout, gelu) in [
+        (WeightLayout::InOut, false),
+        (WeightLayout::InOut, true),
+        (WeightLayout::OutIn, false),
+    ] {
+        let w_shape = if layout == WeightLayout::InOut {
+            [24, 40]
+        } else {
+            [40, 24]
+        };
+        let inputs = [
+            randn(&[3, 33, 24], DType::F32, 7),
+            randn(&w_shape, DType::F32, 8),
+            randn(&[40], DType::F32, 9),
+        ];
+        against_composite(
+            &inputs,
+            |x| linear(&x[0], &x[1], &x[2], layout, gelu).unwrap(),
+            |x| composite_linear(&x[0], &x[1], &x[2], layout, gelu),
+        );
+        let w_shape = if layout == WeightLayout::InOut {
+            [6, 10]
+        } else {
+            [10, 6]
+        };
+        let inputs = [
+            randn(&[2, 3, 6], DType::F64, 10),
+            randn(&w_shape, DType::F64, 11),
+            randn(&[10], DType::F64, 12),
+        ];
+        against_finite_differences(&inputs, |x| {
+            linear(&x[0], &x[1], &x[2], layout, gelu).unwrap()
+        });
+    }
 }
 
 #[test]

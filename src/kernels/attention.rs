@@ -11,7 +11,7 @@
 //! counter-based hash of (seed, position), so the backward pass regenerates
 //! the same mask without storing it.
 
-use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float, SharedMut};
+use super::{contiguous, gemm, math, tensor_from, with_float, with_slice, Float, SharedMut};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -170,17 +170,15 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
                         (q.add(i0 * 3 * c), 3 * c, 1),
                         (k, 1, 3 * c),
                         scale,
+                        1,
                     );
                     for r in 0..tq {
                         let i = i0 + r;
                         let row = &mut scores[r * n..(r + 1) * n];
                         let valid = if spec.causal { i + 1 } else { n };
                         let max = row[..valid].iter().copied().fold(T::NEG_INFINITY, T::max);
-                        let mut sum = T::zero();
-                        for x in &mut row[..valid] {
-                            *x = (*x - max).exp();
-                            sum += *x;
-                        }
+                        row[..valid].iter_mut().for_each(|x| *x = (*x - max).exp());
+                        let sum = math::sum(&row[..valid]);
                         let inv = T::one() / sum;
                         row[..valid].iter_mut().for_each(|x| *x *= inv);
                         row[valid..].iter_mut().for_each(|x| *x = T::zero());
@@ -205,6 +203,7 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
                         (s, n, 1),
                         (v, 3 * c, 1),
                         T::one(),
+                        1,
                     );
                 }
             }
@@ -252,6 +251,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                         (q.add(i0 * 3 * c), 3 * c, 1),
                         (k, 1, 3 * c),
                         scale,
+                        1,
                     );
                     for r in 0..tq {
                         let i = i0 + r;
@@ -273,6 +273,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                         (dy.add(i0 * c), c, 1),
                         (v, 1, 3 * c),
                         T::one(),
+                        1,
                     );
                     let weights = if dropout {
                         for r in 0..tq {
@@ -300,11 +301,12 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                         (weights, 1, n),
                         (dy.add(i0 * c), c, 1),
                         T::one(),
+                        1,
                     );
                     // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
                     for r in 0..tq {
                         let (pr, gr) = (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
-                        let dot: T = pr.iter().zip(gr.iter()).map(|(&a, &b)| a * b).sum();
+                        let dot = math::dot(pr, gr);
                         gr.iter_mut()
                             .zip(pr)
                             .for_each(|(g, &p)| *g = p * (*g - dot));
@@ -318,6 +320,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                         (g, n, 1),
                         (k, 3 * c, 1),
                         scale,
+                        1,
                     );
                     gemm(
                         n,
@@ -328,6 +331,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                         (g, 1, n),
                         (q.add(i0 * 3 * c), 3 * c, 1),
                         scale,
+                        1,
                     );
                 }
             }

@@ -6,7 +6,8 @@
 //!   projection, causal or bidirectional, tiled so that the T×T score matrix
 //!   is never stored, with dropout masks regenerated in the backward pass.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
-//! - `bias_gelu`: bias add and GELU (tanh) in one pass.
+//! - `linear`: `x·W + b` with the bias add fused into the product, and
+//!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `cross_entropy`: softmax cross-entropy over the vocabulary.
 //! - `adamw`: global-norm clipping and the AdamW update, in place.
 //!
@@ -14,52 +15,57 @@
 //! checks each against candle's composite ops and finite differences.
 
 mod attention;
-mod bias_gelu;
 mod cross_entropy;
 mod layer_norm;
+mod linear;
+mod math;
 
 pub use attention::{attention, AttentionSpec};
-pub use bias_gelu::bias_gelu;
 pub use cross_entropy::cross_entropy;
 pub use layer_norm::layer_norm;
+pub use linear::{linear, WeightLayout};
 
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 
 /// The float types the kernels run on (f32, and f64 for gradient checks).
-pub trait Float: WithDType + std::iter::Sum {
+pub trait Float: WithDType + std::iter::Sum + std::ops::Neg<Output = Self> {
     /// Negative infinity.
     const NEG_INFINITY: Self;
-    /// e^self.
+    /// e^self: for f32 a branch-free polynomial (within 2 ulp) that the
+    /// compiler vectorises; for f64 the standard library's.
     fn exp(self) -> Self;
     /// Natural logarithm.
     fn ln(self) -> Self;
-    /// Hyperbolic tangent.
-    fn tanh(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
 }
 
-macro_rules! float_impl {
-    ($t:ty) => {
-        impl Float for $t {
-            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
-            fn exp(self) -> Self {
-                <$t>::exp(self)
-            }
-            fn ln(self) -> Self {
-                <$t>::ln(self)
-            }
-            fn tanh(self) -> Self {
-                <$t>::tanh(self)
-            }
-            fn sqrt(self) -> Self {
-                <$t>::sqrt(self)
-            }
-        }
-    };
+impl Float for f32 {
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
+    #[inline(always)]
+    fn exp(self) -> Self {
+        math::exp_f32(self)
+    }
+    fn ln(self) -> Self {
+        f32::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f32::sqrt(self)
+    }
 }
-float_impl!(f32);
-float_impl!(f64);
+
+impl Float for f64 {
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
+    fn exp(self) -> Self {
+        f64::exp(self)
+    }
+    fn ln(self) -> Self {
+        f64::ln(self)
+    }
+    fn sqrt(self) -> Self {
+        f64::sqrt(self)
+    }
+}
 
 /// The contiguous elements `layout` selects in `storage`.
 fn contiguous<'a, T: Float>(
@@ -130,8 +136,8 @@ impl<T> SharedMut<T> {
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
 
-/// `dst (m×n) = alpha·dst + beta·lhs (m×k) · rhs (k×n)` on one thread; every
-/// matrix is given by its pointer, row stride and column stride.
+/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)` on `threads` threads;
+/// every matrix is given by its pointer, row stride and column stride.
 ///
 /// # Safety
 /// The pointers and strides must describe valid matrices of those shapes, and
@@ -146,7 +152,13 @@ unsafe fn gemm<T: Float>(
     lhs: (*const T, usize, usize),
     rhs: (*const T, usize, usize),
     beta: T,
+    threads: usize,
 ) {
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     gemm::gemm(
         m,
         n,
@@ -166,6 +178,6 @@ unsafe fn gemm<T: Float>(
         false,
         false,
         false,
-        gemm::Parallelism::None,
+        parallelism,
     )
 }

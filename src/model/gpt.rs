@@ -7,6 +7,7 @@
 //! is a GPT-2 checkpoint and the other way round.
 
 use super::GptConfig;
+use crate::kernels::{linear, WeightLayout};
 use crate::model::gpt_config::LAYER_NORM_EPS;
 use crate::nn::{
     load_tensors, Block, BlockShape, Init, LayerNorm, Mode, ParamBuilder, ParamSource, Params,
@@ -154,10 +155,9 @@ impl Gpt {
             x = block.forward(&x, mode)?;
         }
         let x = self.ln_f.forward(&x)?;
-        let logits = x
-            .reshape((b * t, self.config.n_embd))?
-            .matmul(&self.wte.t()?)?;
-        Ok(logits.reshape((b, t, self.config.vocab_size))?)
+        // The output layer is the token embedding read as [vocab, n_embd], without bias.
+        let no_bias = Tensor::zeros(self.config.vocab_size, x.dtype(), x.device())?;
+        Ok(linear(&x, &self.wte, &no_bias, WeightLayout::OutIn, false)?)
     }
 
     /// Mean next-token cross-entropy of `logits` (`[batch, seq, vocab]`) against `targets` (`[batch, seq]`).

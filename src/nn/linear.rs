@@ -1,7 +1,9 @@
 //! A linear layer in GPT-2's `Conv1D` layout: the weight is `[in, out]`, so
-//! `y = x · W + b` and checkpoints load without transposes.
+//! `y = x · W + b` and checkpoints load without transposes. It runs on seer's
+//! fused linear kernel.
 
 use super::{Init, ParamBuilder};
+use crate::kernels::{linear, WeightLayout};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -31,26 +33,27 @@ impl Linear {
 
     /// Applies the layer to `x` of shape `[..., d_in]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.forward_without_bias(x)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        Ok(linear(
+            x,
+            &self.weight,
+            &self.bias_or_zeros()?,
+            WeightLayout::InOut,
+            false,
+        )?)
     }
 
-    /// `x · W`, leaving the bias to a fused op that follows.
-    pub fn forward_without_bias(&self, x: &Tensor) -> Result<Tensor> {
-        let dims = x.dims().to_vec();
-        let d_in = dims[dims.len() - 1];
-        let rows = x.elem_count() / d_in;
-        let y = x.reshape((rows, d_in))?.matmul(&self.weight)?;
-        let mut out_dims = dims;
-        *out_dims.last_mut().expect("non-empty") = self.weight.dim(1)?;
-        Ok(y.reshape(out_dims)?)
+    /// `gelu(x · W + b)`, the GELU fused into the same op.
+    pub fn forward_gelu(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(linear(
+            x,
+            &self.weight,
+            &self.bias_or_zeros()?,
+            WeightLayout::InOut,
+            true,
+        )?)
     }
 
-    /// The bias, or zeros when the layer has none.
-    pub fn bias_or_zeros(&self) -> Result<Tensor> {
+    fn bias_or_zeros(&self) -> Result<Tensor> {
         match &self.bias {
             Some(b) => Ok(b.clone()),
             None => Ok(Tensor::zeros(

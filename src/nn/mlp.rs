@@ -2,7 +2,6 @@
 //! fused with the bias add), project back.
 
 use super::{Init, Linear, Mode, ParamBuilder};
-use crate::kernels::bias_gelu;
 use crate::Result;
 use candle_core::Tensor;
 
@@ -33,10 +32,7 @@ impl Mlp {
 
     /// Applies the MLP to `x` (`[..., dim]`).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let h = bias_gelu(
-            &self.c_fc.forward_without_bias(x)?,
-            &self.c_fc.bias_or_zeros()?,
-        )?;
+        let h = self.c_fc.forward_gelu(x)?;
         mode.dropout(&self.c_proj.forward(&h)?, self.dropout)
     }
 }

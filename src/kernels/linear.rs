@@ -1,0 +1,243 @@
+//! The linear layer as one op: `y = x·W + b`, optionally followed by GELU
+//! (the MLP's first layer), for `x` of any rank `[..., in]`.
+//!
+//! The bias is written into the output first and the product accumulated on
+//! top by `gemm`, so the bias add costs no pass of its own; GELU runs in
+//! place. The backward pass gives `dx = du·Wᵀ`, `dW = xᵀ·du` and
+//! `db = Σ du` with two `gemm` calls and one reduction, where `du` is `dy`
+//! times GELU's slope at the saved pre-activation.
+
+use super::math::{gelu, gelu_grad};
+use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
+use num_traits::One;
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// How the weight matrix is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// `[in, out]`: GPT-2's `Conv1D`.
+    InOut,
+    /// `[out, in]`: a token embedding used as the output layer.
+    OutIn,
+}
+
+/// `x·W + b` (then GELU if `gelu`) over the last dimension of `x`.
+pub fn linear(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: &Tensor,
+    layout: WeightLayout,
+    gelu: bool,
+) -> candle_core::Result<Tensor> {
+    let d_in = x.dim(candle_core::D::Minus1)?;
+    let (rows, cols) = weight.dims2()?;
+    let (w_in, w_out) = match layout {
+        WeightLayout::InOut => (rows, cols),
+        WeightLayout::OutIn => (cols, rows),
+    };
+    if w_in != d_in || bias.dims() != [w_out] {
+        candle_core::bail!(
+            "linear: input [.., {d_in}], weight {:?} ({layout:?}) and bias {:?} do not fit",
+            weight.dims(),
+            bias.dims()
+        );
+    }
+    let op = Linear {
+        layout,
+        gelu,
+        pre_activation: Mutex::new(None),
+    };
+    x.contiguous()?.apply_op3(&weight.contiguous()?, bias, op)
+}
+
+struct Linear {
+    layout: WeightLayout,
+    gelu: bool,
+    /// `x·W + b` before GELU, saved by the forward pass when `gelu`.
+    pre_activation: Mutex<Option<CpuStorage>>,
+}
+
+/// Threads for one `gemm`.
+fn threads() -> usize {
+    rayon::current_num_threads()
+}
+
+/// Rows per parallel task for element-wise passes over `width`-wide rows.
+fn rows_per_task(width: usize) -> usize {
+    ((1 << 14) / width.max(1)).max(1)
+}
+
+impl Linear {
+    /// `(row stride, column stride)` of W seen as `[in, out]`, and of Wᵀ seen as `[out, in]`.
+    fn strides(&self, d_in: usize, d_out: usize) -> ((usize, usize), (usize, usize)) {
+        match self.layout {
+            WeightLayout::InOut => ((d_out, 1), (1, d_out)),
+            WeightLayout::OutIn => ((1, d_in), (d_in, 1)),
+        }
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        "seer-linear"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        with_float!(s1.dtype(), "linear", T => {
+            let x = contiguous::<T>(s1, l1, "linear")?;
+            let (w, b) = (contiguous::<T>(s2, l2, "linear")?, contiguous::<T>(s3, l3, "linear")?);
+            let (d_out, d_in) = (b.len(), l1.shape().dims()[l1.shape().rank() - 1]);
+            let n = x.len() / d_in;
+            let mut y: Vec<T> = Vec::with_capacity(n * d_out);
+            for _ in 0..n {
+                y.extend_from_slice(b);
+            }
+            let (w_strides, _) = self.strides(d_in, d_out);
+            // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
+            unsafe {
+                gemm(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one(), threads());
+            }
+            if self.gelu {
+                let u = y.clone();
+                y.par_chunks_mut(rows_per_task(d_out) * d_out).for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
+                *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(u));
+            }
+            let mut dims = l1.shape().dims().to_vec();
+            *dims.last_mut().expect("rank >= 1") = d_out;
+            Ok((T::to_cpu_storage_owned(y), Shape::from(dims)))
+        })
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self.pre_activation.lock().expect("linear state");
+        with_float!(x.dtype(), "linear", T => {
+            with_slice::<T, _>(x, "linear", |xs| {
+                with_slice::<T, _>(weight, "linear", |w| {
+                    with_slice::<T, _>(grad, "linear", |dy| {
+                        let d_out = bias.dims1()?;
+                        let pre = match saved.as_ref() {
+                            Some(s) => Some(T::cpu_storage_as_slice(s)?),
+                            None => None,
+                        };
+                        let (dx, dw, db) = self.backward(xs, w, dy, pre, d_out);
+                        Ok((
+                            Some(tensor_from(dx, x.shape().clone())?),
+                            Some(tensor_from(dw, weight.shape().clone())?),
+                            Some(tensor_from(db, d_out)?),
+                        ))
+                    })
+                })
+            })
+        })
+    }
+}
+
+impl Linear {
+    fn backward<T: Float>(
+        &self,
+        x: &[T],
+        w: &[T],
+        dy: &[T],
+        pre: Option<&[T]>,
+        d_out: usize,
+    ) -> (Vec<T>, Vec<T>, Vec<T>) {
+        let d_in = w.len() / d_out;
+        let n = x.len() / d_in;
+        let rows = rows_per_task(d_out) * d_out;
+        let gated;
+        let du: &[T] = match pre {
+            Some(u) => {
+                let mut g = vec![T::zero(); dy.len()];
+                g.par_chunks_mut(rows)
+                    .zip(dy.par_chunks(rows))
+                    .zip(u.par_chunks(rows))
+                    .for_each(|((g, dy), u)| {
+                        for i in 0..g.len() {
+                            g[i] = dy[i] * gelu_grad(u[i]);
+                        }
+                    });
+                gated = g;
+                &gated
+            }
+            None => dy,
+        };
+        let db = du
+            .par_chunks(rows)
+            .fold(
+                || vec![T::zero(); d_out],
+                |mut db, chunk| {
+                    for row in chunk.chunks(d_out) {
+                        db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                    }
+                    db
+                },
+            )
+            .reduce(
+                || vec![T::zero(); d_out],
+                |mut a, b| {
+                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            );
+        let mut dx = vec![T::zero(); x.len()];
+        let mut dw = vec![T::zero(); w.len()];
+        let (_, wt) = self.strides(d_in, d_out);
+        // SAFETY: shapes match the forward pass; outputs are fresh buffers.
+        unsafe {
+            gemm(
+                n,
+                d_in,
+                d_out,
+                (dx.as_mut_ptr(), d_in, 1),
+                false,
+                (du.as_ptr(), d_out, 1),
+                (w.as_ptr(), wt.0, wt.1),
+                T::one(),
+                threads(),
+            );
+            match self.layout {
+                WeightLayout::InOut => gemm(
+                    d_in,
+                    d_out,
+                    n,
+                    (dw.as_mut_ptr(), d_out, 1),
+                    false,
+                    (x.as_ptr(), 1, d_in),
+                    (du.as_ptr(), d_out, 1),
+                    T::one(),
+                    threads(),
+                ),
+                WeightLayout::OutIn => gemm(
+                    d_out,
+                    d_in,
+                    n,
+                    (dw.as_mut_ptr(), d_in, 1),
+                    false,
+                    (du.as_ptr(), 1, d_out),
+                    (x.as_ptr(), d_in, 1),
+                    T::one(),
+                    threads(),
+                ),
+            }
+        }
+        (dx, dw, db)
+    }
+}

@@ -1,0 +1,122 @@
+//! Scalar math the kernels share, written so that loops over slices vectorise:
+//! a polynomial `exp` for f32, GELU (tanh approximation) and its derivative
+//! through the logistic form `0.5·(1 + tanh z) = 1 / (1 + e^(−2z))`, and a
+//! sum with several accumulators.
+
+use super::Float;
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const CUBIC: f64 = 0.044_715;
+
+/// e^x for f32 without branches: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by
+/// its degree-7 Taylor polynomial (relative error below 2e-7), 2^n by
+/// building the exponent bits. Inputs are clamped to the finite range;
+/// below it the result is 0.
+#[inline(always)]
+pub fn exp_f32(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    let underflow = x < -87.3;
+    let x = x.clamp(-87.3, 88.3);
+    let n = (x * LOG2_E + 0.5).floor();
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    if underflow {
+        0.0
+    } else {
+        p * scale
+    }
+}
+
+/// GELU with the tanh approximation: `u · σ(2z)`, `z = sqrt(2/π)(u + 0.044715u³)`.
+#[inline(always)]
+pub fn gelu<T: Float>(u: T) -> T {
+    let (a, k) = (
+        T::from_f64(2.0 * SQRT_2_OVER_PI),
+        T::from_f64(2.0 * SQRT_2_OVER_PI * CUBIC),
+    );
+    u / (T::one() + (-(a * u + k * u * u * u)).exp())
+}
+
+/// d gelu / du at `u`: `s + 2u·s(1−s)·z'(u)` with `s = σ(2z)`.
+#[inline(always)]
+pub fn gelu_grad<T: Float>(u: T) -> T {
+    let (a, k) = (
+        T::from_f64(2.0 * SQRT_2_OVER_PI),
+        T::from_f64(2.0 * SQRT_2_OVER_PI * CUBIC),
+    );
+    let s = T::one() / (T::one() + (-(a * u + k * u * u * u)).exp());
+    let dz2 = a + T::from_f64(3.0) * k * u * u;
+    s + u * s * (T::one() - s) * dz2
+}
+
+/// Sum of `xs` with eight running accumulators, so that it vectorises.
+#[inline]
+pub fn sum<T: Float>(xs: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for i in 0..8 {
+            acc[i] += c[i];
+        }
+    }
+    acc.iter().copied().sum::<T>() + rest.iter().copied().sum::<T>()
+}
+
+/// Dot product of `a` and `b` with eight running accumulators.
+#[inline]
+pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+    let mut acc = [T::zero(); 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let rest: T = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().copied().sum::<T>() + rest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_within_two_ulp_of_std() {
+        let mut worst = 0.0f64;
+        for i in -87_000..88_000 {
+            let x = i as f32 / 1000.0;
+            let (fast, exact) = (exp_f32(x) as f64, (x as f64).exp());
+            worst = worst.max((fast - exact).abs() / exact);
+        }
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert_eq!(exp_f32(-100.0), 0.0);
+        assert!(exp_f32(100.0).is_finite());
+    }
+
+    #[test]
+    fn gelu_and_its_derivative_match_the_tanh_form() {
+        for i in -800..800 {
+            let u = i as f64 / 100.0;
+            let z = SQRT_2_OVER_PI * (u + CUBIC * u * u * u);
+            let reference = 0.5 * u * (1.0 + z.tanh());
+            assert!((gelu(u) - reference).abs() < 1e-12, "gelu({u})");
+            let h = 1e-6;
+            let numeric = (gelu(u + h) - gelu(u - h)) / (2.0 * h);
+            assert!((gelu_grad(u) - numeric).abs() < 1e-8, "gelu'({u})");
+        }
+    }
+}
