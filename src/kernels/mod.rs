@@ -9,17 +9,20 @@
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `cross_entropy`: softmax cross-entropy over the vocabulary.
-//! - `adamw`: global-norm clipping and the AdamW update, in place.
+//! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
+//!   update of a parameter and its moments, in place.
 //!
 //! Kernels run on contiguous f32 or f64 CPU tensors; `tests/kernels.rs`
 //! checks each against candle's composite ops and finite differences.
 
+mod adamw;
 mod attention;
 mod cross_entropy;
 mod layer_norm;
 mod linear;
 mod math;
 
+pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{attention, AttentionSpec};
 pub use cross_entropy::cross_entropy;
 pub use layer_norm::layer_norm;
@@ -38,6 +41,8 @@ pub trait Float: WithDType + std::iter::Sum + std::ops::Neg<Output = Self> {
     fn ln(self) -> Self;
     /// Square root.
     fn sqrt(self) -> Self;
+    /// The mutable slice of `storage`, if it holds this type.
+    fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]>;
 }
 
 impl Float for f32 {
@@ -52,6 +57,12 @@ impl Float for f32 {
     fn sqrt(self) -> Self {
         f32::sqrt(self)
     }
+    fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]> {
+        match storage {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl Float for f64 {
@@ -65,6 +76,12 @@ impl Float for f64 {
     fn sqrt(self) -> Self {
         f64::sqrt(self)
     }
+    fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]> {
+        match storage {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 /// The contiguous elements `layout` selects in `storage`.
@@ -77,6 +94,21 @@ fn contiguous<'a, T: Float>(
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{op}: input must be contiguous")))?;
     Ok(&T::cpu_storage_as_slice(storage)?[start..end])
+}
+
+/// The contiguous elements `layout` selects in `storage`, for writing.
+fn contiguous_mut<'a, T: Float>(
+    storage: &'a mut CpuStorage,
+    layout: &Layout,
+    op: &str,
+) -> candle_core::Result<&'a mut [T]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: output must be contiguous")))?;
+    let dtype = candle_core::backend::BackendStorage::dtype(storage);
+    let slice = T::slice_mut(storage)
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: unsupported dtype {dtype:?}")))?;
+    Ok(&mut slice[start..end])
 }
 
 /// Runs `f` on the contiguous CPU elements of `t` (used in backward passes).

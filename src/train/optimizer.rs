@@ -1,7 +1,9 @@
 //! AdamW as PyTorch defines it (decoupled weight decay), with nanoGPT's rule
 //! that only matrices decay, global-norm gradient clipping, and its state
-//! saved to and restored from safetensors bit for bit.
+//! saved to and restored from safetensors bit for bit. The update runs in
+//! place on seer's fused kernel.
 
+use crate::kernels::{adamw_update, sum_of_squares, AdamWStep};
 use crate::nn::{load_tensors, save_tensors, Params};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
@@ -15,8 +17,8 @@ const EPS: f64 = 1e-8;
 struct Slot {
     name: String,
     var: Var,
-    m: Tensor,
-    v: Tensor,
+    /// `[2, n]`: the first moment, then the second.
+    moments: Tensor,
     decay: bool,
 }
 
@@ -38,8 +40,7 @@ impl AdamW {
                 Ok(Slot {
                     name: name.clone(),
                     var: var.clone(),
-                    m: var.zeros_like()?,
-                    v: var.zeros_like()?,
+                    moments: Tensor::zeros((2, var.elem_count()), var.dtype(), var.device())?,
                     decay: var.rank() >= 2,
                 })
             })
@@ -63,11 +64,7 @@ impl AdamW {
         let mut total = 0.0;
         for slot in &self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
-                total += g
-                    .sqr()?
-                    .sum_all()?
-                    .to_dtype(candle_core::DType::F64)?
-                    .to_scalar::<f64>()?;
+                total += sum_of_squares(g)?;
             }
         }
         Ok(total.sqrt())
@@ -78,36 +75,26 @@ impl AdamW {
     /// global norm before clipping.
     pub fn step(&mut self, grads: &GradStore, lr: f64, clip: f64) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
-        let scale = if clip > 0.0 && norm > clip {
+        let grad_scale = if clip > 0.0 && norm > clip {
             clip / (norm + 1e-6)
         } else {
             1.0
         };
         self.step += 1;
-        let t = self.step as i32;
-        let bias1 = 1.0 - self.beta1.powi(t);
-        let bias2 = 1.0 - self.beta2.powi(t);
-        for slot in &mut self.slots {
+        for slot in &self.slots {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            // Gradients carry the autograd graph; detaching keeps the moments from holding it.
-            let g = if scale != 1.0 {
-                (g.detach() * scale)?
-            } else {
-                g.detach()
+            let step = AdamWStep {
+                lr,
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: EPS,
+                weight_decay: if slot.decay { self.weight_decay } else { 0.0 },
+                step: self.step,
+                grad_scale,
             };
-            slot.m = ((&slot.m * self.beta1)? + (&g * (1.0 - self.beta1))?)?;
-            slot.v = ((&slot.v * self.beta2)? + (g.sqr()? * (1.0 - self.beta2))?)?;
-            let param = slot.var.as_tensor();
-            let param = if slot.decay {
-                (param * (1.0 - lr * self.weight_decay))?
-            } else {
-                param.clone()
-            };
-            let denom = ((&slot.v / bias2)?.sqrt()? + EPS)?;
-            let update = ((&slot.m / denom)? * (lr / bias1))?;
-            slot.var.set(&(param - update)?)?;
+            adamw_update(slot.var.as_tensor(), &slot.moments, g, &step)?;
         }
         Ok(norm)
     }
@@ -116,8 +103,15 @@ impl AdamW {
     pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
         let mut tensors = Vec::with_capacity(2 * self.slots.len());
         for slot in &self.slots {
-            tensors.push((format!("m.{}", slot.name), slot.m.clone()));
-            tensors.push((format!("v.{}", slot.name), slot.v.clone()));
+            let shape = slot.var.shape();
+            tensors.push((
+                format!("m.{}", slot.name),
+                slot.moments.get(0)?.reshape(shape)?,
+            ));
+            tensors.push((
+                format!("v.{}", slot.name),
+                slot.moments.get(1)?.reshape(shape)?,
+            ));
         }
         let mut metadata = metadata.clone();
         metadata.insert("adamw_step".into(), self.step.to_string());
@@ -133,23 +127,23 @@ impl AdamW {
             .unwrap_or(candle_core::Device::Cpu);
         let (mut tensors, metadata) = load_tensors(path, &device)?;
         for slot in &mut self.slots {
-            for (kind, target) in [("m", &mut slot.m), ("v", &mut slot.v)] {
+            let mut moment = |kind: &str| -> Result<Tensor> {
                 let key = format!("{kind}.{}", slot.name);
                 let t = tensors
                     .remove(&key)
                     .ok_or_else(|| Error::bad_file(path, format!("tensor '{key}' is missing")))?;
-                if t.dims() != target.dims() {
-                    return Err(Error::bad_file(
-                        path,
-                        format!(
-                            "tensor '{key}' has shape {:?}, expected {:?}",
-                            t.dims(),
-                            target.dims()
-                        ),
-                    ));
+                if t.dims() != slot.var.dims() {
+                    let expected = slot.var.dims();
+                    let reason = format!(
+                        "tensor '{key}' has shape {:?}, expected {expected:?}",
+                        t.dims()
+                    );
+                    return Err(Error::bad_file(path, reason));
                 }
-                *target = t.to_dtype(target.dtype())?;
-            }
+                Ok(t.to_dtype(slot.var.dtype())?.flatten_all()?)
+            };
+            let (m, v) = (moment("m")?, moment("v")?);
+            slot.moments = Tensor::stack(&[m, v], 0)?;
         }
         self.step = metadata
             .get("adamw_step")

@@ -1,0 +1,126 @@
+//! The AdamW step, in place: one pass updates a parameter's two moments from
+//! its (clipped) gradient, a second updates the parameter from them; no
+//! tensor is allocated. The moments live in one `[2, n]` tensor (m, then v).
+
+use super::{contiguous, contiguous_mut, with_float, with_slice};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, InplaceOp2, Layout, Tensor, WithDType};
+use rayon::prelude::*;
+
+/// Elements per parallel task.
+const CHUNK: usize = 1 << 15;
+
+/// The numbers of one AdamW step for one parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamWStep {
+    /// Learning rate.
+    pub lr: f64,
+    /// First-moment decay.
+    pub beta1: f64,
+    /// Second-moment decay.
+    pub beta2: f64,
+    /// Denominator epsilon.
+    pub eps: f64,
+    /// Decoupled weight decay (0 for parameters that do not decay).
+    pub weight_decay: f64,
+    /// Optimizer steps taken, this one included (for the bias corrections).
+    pub step: u64,
+    /// Factor on the gradient (global-norm clipping).
+    pub grad_scale: f64,
+}
+
+/// Σ x² over `t`, in f64.
+pub fn sum_of_squares(t: &Tensor) -> candle_core::Result<f64> {
+    with_float!(t.dtype(), "sum_of_squares", T => {
+        with_slice::<T, _>(t, "sum_of_squares", |x| {
+            Ok(x.par_chunks(CHUNK).map(|c| c.iter().map(|&v| v.to_f64() * v.to_f64()).sum::<f64>()).sum())
+        })
+    })
+}
+
+/// Updates `param` and its `moments` (`[2, n]`: m, then v) in place from `grad`.
+pub fn adamw_update(
+    param: &Tensor,
+    moments: &Tensor,
+    grad: &Tensor,
+    step: &AdamWStep,
+) -> candle_core::Result<()> {
+    let n = param.elem_count();
+    if grad.elem_count() != n || moments.dims() != [2, n] {
+        candle_core::bail!(
+            "adamw: parameter {:?}, gradient {:?} and moments {:?} do not fit",
+            param.dims(),
+            grad.dims(),
+            moments.dims()
+        );
+    }
+    moments.inplace_op2(&grad.contiguous()?, &Moments(*step))?;
+    param.inplace_op2(moments, &Parameter(*step))
+}
+
+/// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²` with `g` scaled.
+struct Moments(AdamWStep);
+
+impl InplaceOp2 for Moments {
+    fn name(&self) -> &'static str {
+        "seer-adamw-moments"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let s = self.0;
+        with_float!(s2.dtype(), "adamw", T => {
+            let g = contiguous::<T>(s2, l2, "adamw")?;
+            let (m, v) = contiguous_mut::<T>(s1, l1, "adamw")?.split_at_mut(g.len());
+            let (b1, b2, scale) = (T::from_f64(s.beta1), T::from_f64(s.beta2), T::from_f64(s.grad_scale));
+            let (c1, c2) = (T::from_f64(1.0 - s.beta1), T::from_f64(1.0 - s.beta2));
+            m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK)).for_each(|((m, v), g)| {
+                for i in 0..g.len() {
+                    let g = g[i] * scale;
+                    m[i] = b1 * m[i] + c1 * g;
+                    v[i] = b2 * v[i] + c2 * g * g;
+                }
+            });
+            Ok(())
+        })
+    }
+}
+
+/// `p ← p·(1 − lr·wd) − lr · m̂ / (sqrt(v̂) + eps)`, as PyTorch's AdamW.
+struct Parameter(AdamWStep);
+
+impl InplaceOp2 for Parameter {
+    fn name(&self) -> &'static str {
+        "seer-adamw-parameter"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<()> {
+        let s = self.0;
+        with_float!(s2.dtype(), "adamw", T => {
+            let p = contiguous_mut::<T>(s1, l1, "adamw")?;
+            let (m, v) = contiguous::<T>(s2, l2, "adamw")?.split_at(p.len());
+            let t = s.step as i32;
+            let decay = T::from_f64(1.0 - s.lr * s.weight_decay);
+            let step_size = T::from_f64(s.lr / (1.0 - s.beta1.powi(t)));
+            let inv_bias2 = T::from_f64(1.0 / (1.0 - s.beta2.powi(t)));
+            let eps = T::from_f64(s.eps);
+            p.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK)).zip(v.par_chunks(CHUNK)).for_each(|((p, m), v)| {
+                for i in 0..p.len() {
+                    p[i] = p[i] * decay - step_size * m[i] / ((v[i] * inv_bias2).sqrt() + eps);
+                }
+            });
+            Ok(())
+        })
+    }
+}
