@@ -212,7 +212,9 @@ fn a_tiny_model_overfits_one_batch() {
     let mut first = None;
     let mut last = f64::NAN;
     for step in 0..300 {
-        let (loss, _) = train_step(&model, &mut optimizer, &train, step, &batch).unwrap();
+        let loss = train_step(&model, &mut optimizer, &train, step, &batch)
+            .unwrap()
+            .loss;
         first.get_or_insert(loss);
         last = loss;
     }
@@ -237,7 +239,8 @@ fn gradient_accumulation_equals_one_large_batch() {
         let model = Gpt::new(&train.model(19), 6, DType::F32, &Device::Cpu).unwrap();
         let mut optimizer =
             AdamW::new(model.params(), train.beta1, train.beta2, train.weight_decay).unwrap();
-        let (loss, norm) = train_step(&model, &mut optimizer, &train, 0, batches).unwrap();
+        let report = train_step(&model, &mut optimizer, &train, 0, batches).unwrap();
+        let (loss, norm) = (report.loss, report.grad_norm);
         let weights: Vec<f32> = model
             .params()
             .get("transformer.h.0.attn.c_attn.weight")

@@ -74,5 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         achieved,
         100.0 * achieved / peak
     );
+    let [forward, backward, optimizer] = report.phase_ms;
+    println!("phases (medians): forward {forward:.2} ms, backward {backward:.2} ms, optimizer {optimizer:.2} ms");
     Ok(ExitCode::SUCCESS)
 }

@@ -11,7 +11,7 @@ use super::math::{gelu, gelu_grad};
 use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
-use num_traits::One;
+use num_traits::{One, Zero};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -108,11 +108,20 @@ impl CustomOp3 for Linear {
             unsafe {
                 gemm(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one(), threads());
             }
-            if self.gelu {
-                let u = y.clone();
-                y.par_chunks_mut(rows_per_task(d_out) * d_out).for_each(|c| c.iter_mut().for_each(|v| *v = gelu(*v)));
-                *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(u));
-            }
+            let y = if self.gelu {
+                // y holds the pre-activation, kept for the backward pass.
+                let mut out = vec![T::zero(); y.len()];
+                let rows = rows_per_task(d_out) * d_out;
+                out.par_chunks_mut(rows).zip(y.par_chunks(rows)).for_each(|(o, u)| {
+                    for i in 0..o.len() {
+                        o[i] = gelu(u[i]);
+                    }
+                });
+                *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(y));
+                out
+            } else {
+                y
+            };
             let mut dims = l1.shape().dims().to_vec();
             *dims.last_mut().expect("rank >= 1") = d_out;
             Ok((T::to_cpu_storage_owned(y), Shape::from(dims)))
@@ -200,44 +209,52 @@ impl Linear {
         let mut dx = vec![T::zero(); x.len()];
         let mut dw = vec![T::zero(); w.len()];
         let (_, wt) = self.strides(d_in, d_out);
-        // SAFETY: shapes match the forward pass; outputs are fresh buffers.
-        unsafe {
-            gemm(
-                n,
-                d_in,
-                d_out,
-                (dx.as_mut_ptr(), d_in, 1),
-                false,
-                (du.as_ptr(), d_out, 1),
-                (w.as_ptr(), wt.0, wt.1),
-                T::one(),
-                threads(),
-            );
-            match self.layout {
-                WeightLayout::InOut => gemm(
+        let layout = self.layout;
+        // dx and dW are independent: one thread each, rather than both
+        // threads on each of two small products.
+        rayon::join(
+            // SAFETY: shapes match the forward pass; dx is a fresh buffer.
+            || unsafe {
+                gemm(
+                    n,
                     d_in,
                     d_out,
-                    n,
-                    (dw.as_mut_ptr(), d_out, 1),
+                    (dx.as_mut_ptr(), d_in, 1),
                     false,
-                    (x.as_ptr(), 1, d_in),
                     (du.as_ptr(), d_out, 1),
+                    (w.as_ptr(), wt.0, wt.1),
                     T::one(),
-                    threads(),
-                ),
-                WeightLayout::OutIn => gemm(
-                    d_out,
-                    d_in,
-                    n,
-                    (dw.as_mut_ptr(), d_in, 1),
-                    false,
-                    (du.as_ptr(), 1, d_out),
-                    (x.as_ptr(), d_in, 1),
-                    T::one(),
-                    threads(),
-                ),
-            }
-        }
+                    1,
+                )
+            },
+            // SAFETY: as above; dw is a fresh buffer.
+            || unsafe {
+                match layout {
+                    WeightLayout::InOut => gemm(
+                        d_in,
+                        d_out,
+                        n,
+                        (dw.as_mut_ptr(), d_out, 1),
+                        false,
+                        (x.as_ptr(), 1, d_in),
+                        (du.as_ptr(), d_out, 1),
+                        T::one(),
+                        1,
+                    ),
+                    WeightLayout::OutIn => gemm(
+                        d_out,
+                        d_in,
+                        n,
+                        (dw.as_mut_ptr(), d_in, 1),
+                        false,
+                        (du.as_ptr(), 1, d_out),
+                        (x.as_ptr(), d_in, 1),
+                        T::one(),
+                        1,
+                    ),
+                }
+            },
+        );
         (dx, dw, db)
     }
 }

@@ -8,27 +8,39 @@ use super::Float;
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const CUBIC: f64 = 0.044_715;
 
-/// e^x for f32 without branches: x = n·ln 2 + r with |r| ≤ ln 2 / 2, e^r by
-/// its degree-7 Taylor polynomial (relative error below 2e-7), 2^n by
-/// building the exponent bits. Inputs are clamped to the finite range;
-/// below it the result is 0.
+/// e^x for f32 without branches, so that loops over it vectorise. With
+/// `x = n·ln 2 + r` and `|r| ≤ ln 2 / 2`, e^r comes from its degree-7 Taylor
+/// polynomial (relative error below 3e-7) and 2^n from exponent bits; n is
+/// rounded with the 1.5·2²³ trick because a saturating float-to-int
+/// conversion keeps the compiler from vectorising. Below the normal range
+/// the result is 0; NaN stays NaN.
 #[inline(always)]
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2_E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
-    let underflow = x < -87.3;
-    let x = x.clamp(-87.3, 88.3);
-    let n = (x * LOG2_E + 0.5).floor();
-    let r = x - n * LN2_HI - n * LN2_LO;
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23
+    let clamped = x.clamp(-87.3, 88.3);
+    let shifted = clamped * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = clamped - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    if underflow {
+    // The low bits of `shifted` hold n; add the exponent bias and shift into place.
+    let scale = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_sub(ROUND.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
+    if x.is_nan() {
+        x
+    } else if x < -87.3 {
         0.0
     } else {
         p * scale
@@ -104,7 +116,9 @@ mod tests {
         }
         assert!(worst < 3e-7, "worst relative error {worst:e}");
         assert_eq!(exp_f32(-100.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
         assert!(exp_f32(100.0).is_finite());
+        assert!(exp_f32(f32::NAN).is_nan());
     }
 
     #[test]

@@ -15,6 +15,8 @@ pub struct TrainBench {
     pub median_ms: f64,
     /// Every timed step, in milliseconds.
     pub step_ms: Vec<f64>,
+    /// Median milliseconds in forward passes, backward passes and the optimizer.
+    pub phase_ms: [f64; 3],
     /// Training tokens per second at the median.
     pub tokens_per_s: f64,
     /// Model FLOPs per step (nanoGPT's estimate: 6N + 12·L·C·T per token).
@@ -72,15 +74,23 @@ pub fn bench_train(
         ))
     };
     let mut step_ms = Vec::with_capacity(iters);
+    let mut phases: [Vec<f64>; 3] = Default::default();
     for step in 0..(warmup + iters) as u64 {
         let batches = (0..config.grad_accum)
             .map(|_| random_batch())
             .collect::<Result<Vec<_>>>()?;
         let t0 = Instant::now();
-        train_step(&model, &mut optimizer, config, step, &batches)?;
+        let report = train_step(&model, &mut optimizer, config, step, &batches)?;
         device.synchronize()?;
         if step as usize >= warmup {
             step_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            for (list, s) in
+                phases
+                    .iter_mut()
+                    .zip([report.forward_s, report.backward_s, report.optimizer_s])
+            {
+                list.push(s * 1e3);
+            }
         }
     }
     let mut sorted = step_ms.clone();
@@ -96,8 +106,16 @@ pub fn bench_train(
     Ok(TrainBench {
         median_ms,
         step_ms,
+        phase_ms: phases.map(|p| median(&p)),
         tokens_per_s: tokens / (median_ms / 1e3),
         flops_per_step: per_token * tokens,
         params,
     })
+}
+
+/// The median of `values` (NaN when empty).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }

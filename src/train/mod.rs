@@ -16,4 +16,4 @@ pub use config::{TrainConfig, PRESETS};
 pub use metrics::{plot_losses, MetricRecord, Metrics};
 pub use optimizer::AdamW;
 pub use schedule::learning_rate;
-pub use trainer::{evaluate, train, train_step, TrainOptions, TrainOutcome};
+pub use trainer::{evaluate, train, train_step, StepReport, TrainOptions, TrainOutcome};

@@ -76,22 +76,39 @@ fn batch_tensors(
     ))
 }
 
+/// What one optimizer step did, and where its time went.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepReport {
+    /// Mean loss over the micro-batches.
+    pub loss: f64,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Seconds in forward passes (loss included).
+    pub forward_s: f64,
+    /// Seconds in backward passes and gradient accumulation.
+    pub backward_s: f64,
+    /// Seconds in clipping and the AdamW update.
+    pub optimizer_s: f64,
+}
+
 /// One optimizer step over `micro_batches` (inputs, targets), accumulating
-/// their gradients; returns (mean loss, gradient norm before clipping).
+/// their gradients.
 pub fn train_step(
     model: &Gpt,
     optimizer: &mut AdamW,
     config: &TrainConfig,
     step: u64,
     micro_batches: &[(Tensor, Tensor)],
-) -> Result<(f64, f64)> {
+) -> Result<StepReport> {
     let mut total: Option<GradStore> = None;
-    let mut loss_sum = 0.0;
+    let (mut loss_sum, mut forward_s, mut backward_s) = (0.0, 0.0, 0.0);
     let n = micro_batches.len() as f64;
     for (micro, (x, y)) in micro_batches.iter().enumerate() {
+        let t0 = Instant::now();
         let mut mode = Mode::train(mix(&[config.seed, 0xd20, step, micro as u64]));
         let loss = Gpt::loss(&model.forward(x, &mut mode)?, y)?;
         loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        let t1 = Instant::now();
         let grads = (loss / n)?.backward()?;
         total = Some(match total {
             None => grads,
@@ -108,11 +125,20 @@ pub fn train_step(
                 acc
             }
         });
+        forward_s += (t1 - t0).as_secs_f64();
+        backward_s += t1.elapsed().as_secs_f64();
     }
     let grads =
         total.ok_or_else(|| Error::Invalid("a step needs at least one micro-batch".into()))?;
-    let norm = optimizer.step(&grads, learning_rate(config, step), config.grad_clip)?;
-    Ok((loss_sum / n, norm))
+    let t0 = Instant::now();
+    let grad_norm = optimizer.step(&grads, learning_rate(config, step), config.grad_clip)?;
+    Ok(StepReport {
+        loss: loss_sum / n,
+        grad_norm,
+        forward_s,
+        backward_s,
+        optimizer_s: t0.elapsed().as_secs_f64(),
+    })
 }
 
 /// Mean loss over `iters` batches of `split`, drawn for evaluation at `step`.
@@ -215,7 +241,8 @@ pub fn train(options: &TrainOptions, stop: &AtomicBool) -> Result<TrainOutcome> 
         let micro_batches = (0..config.grad_accum as u64)
             .map(|micro| batch_tensors(&sampler, Split::Train, step, micro, device))
             .collect::<Result<Vec<_>>>()?;
-        let (loss, norm) = train_step(&model, &mut optimizer, &config, step, &micro_batches)?;
+        let report = train_step(&model, &mut optimizer, &config, step, &micro_batches)?;
+        let (loss, norm) = (report.loss, report.grad_norm);
         if !loss.is_finite() {
             return Err(Error::Invalid(format!(
                 "the loss became {loss} at step {step}; lower --lr or raise --warmup-iters"
