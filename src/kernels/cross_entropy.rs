@@ -1,4 +1,4 @@
-//! Mean softmax cross-entropy of logits `[n, vocab]` against target ids `[n]`,
+//! Mean softmax cross-entropy of logits `[..., vocab]` against target ids `[...]`,
 //! one pass forward (rows in parallel) and one backward; the backward pass
 //! writes `(softmax − one_hot) / n` straight from the saved log-sum-exp.
 
@@ -10,12 +10,14 @@ use num_traits::Zero;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
-/// Mean cross-entropy (a scalar tensor) of `logits` (`[n, vocab]`) against `targets` (`[n]`, u32).
+/// Mean cross-entropy (a scalar tensor) of `logits` (`[..., vocab]`) against
+/// `targets` (`[...]`, u32): no reshape, so no extra node in the autograd graph.
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> candle_core::Result<Tensor> {
-    let (n, _) = logits.dims2()?;
-    if targets.dims() != [n] || targets.dtype() != candle_core::DType::U32 {
+    let dims = logits.dims();
+    let rows = &dims[..dims.len().saturating_sub(1)];
+    if dims.is_empty() || targets.dims() != rows || targets.dtype() != candle_core::DType::U32 {
         candle_core::bail!(
-            "cross_entropy: targets must be u32 [{n}], got {:?} {:?}",
+            "cross_entropy: targets must be u32 {rows:?}, got {:?} {:?}",
             targets.dtype(),
             targets.dims()
         );
@@ -45,7 +47,8 @@ impl CustomOp2 for CrossEntropy {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (n, vocab) = l1.shape().dims2()?;
+        let vocab = l1.shape().dims().last().copied().unwrap_or(1);
+        let n = l1.shape().elem_count() / vocab;
         let targets: Vec<u32> = match s2 {
             CpuStorage::U32(t) => {
                 let (start, end) = l2.contiguous_offsets().ok_or_else(|| {
@@ -86,7 +89,8 @@ impl CustomOp2 for CrossEntropy {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let (n, vocab) = logits.dims2()?;
+        let vocab = logits.dim(candle_core::D::Minus1)?;
+        let n = logits.elem_count() / vocab;
         let saved = self.saved.lock().expect("cross_entropy state");
         let (targets, lse) = (&saved.0, &saved.1);
         with_float!(logits.dtype(), "cross_entropy", T => {
@@ -100,7 +104,7 @@ impl CustomOp2 for CrossEntropy {
                     }
                     dx[targets[r] as usize] -= g;
                 });
-                Ok((Some(tensor_from(dx, (n, vocab))?), None))
+                Ok((Some(tensor_from(dx, logits.shape().clone())?), None))
             })
         })
     }

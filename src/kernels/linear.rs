@@ -8,7 +8,7 @@
 //! times GELU's slope at the saved pre-activation.
 
 use super::math::{gelu, gelu_grad};
-use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, gemm_rows_parallel, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 use num_traits::{One, Zero};
@@ -60,11 +60,6 @@ struct Linear {
     pre_activation: Mutex<Option<CpuStorage>>,
 }
 
-/// Threads for one `gemm`.
-fn threads() -> usize {
-    rayon::current_num_threads()
-}
-
 /// Rows per parallel task for element-wise passes over `width`-wide rows.
 fn rows_per_task(width: usize) -> usize {
     ((1 << 14) / width.max(1)).max(1)
@@ -106,7 +101,7 @@ impl CustomOp3 for Linear {
             let (w_strides, _) = self.strides(d_in, d_out);
             // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
             unsafe {
-                gemm(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one(), threads());
+                gemm_rows_parallel(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one());
             }
             let y = if self.gelu {
                 // y holds the pre-activation, kept for the backward pass.
@@ -209,52 +204,41 @@ impl Linear {
         let mut dx = vec![T::zero(); x.len()];
         let mut dw = vec![T::zero(); w.len()];
         let (_, wt) = self.strides(d_in, d_out);
-        let layout = self.layout;
-        // dx and dW are independent: one thread each, rather than both
-        // threads on each of two small products.
-        rayon::join(
-            // SAFETY: shapes match the forward pass; dx is a fresh buffer.
-            || unsafe {
-                gemm(
-                    n,
+        // SAFETY: shapes match the forward pass; dx and dw are fresh buffers.
+        unsafe {
+            gemm_rows_parallel(
+                n,
+                d_in,
+                d_out,
+                (dx.as_mut_ptr(), d_in, 1),
+                false,
+                (du.as_ptr(), d_out, 1),
+                (w.as_ptr(), wt.0, wt.1),
+                T::one(),
+            );
+            match self.layout {
+                WeightLayout::InOut => gemm_rows_parallel(
                     d_in,
                     d_out,
-                    (dx.as_mut_ptr(), d_in, 1),
+                    n,
+                    (dw.as_mut_ptr(), d_out, 1),
                     false,
+                    (x.as_ptr(), 1, d_in),
                     (du.as_ptr(), d_out, 1),
-                    (w.as_ptr(), wt.0, wt.1),
                     T::one(),
-                    1,
-                )
-            },
-            // SAFETY: as above; dw is a fresh buffer.
-            || unsafe {
-                match layout {
-                    WeightLayout::InOut => gemm(
-                        d_in,
-                        d_out,
-                        n,
-                        (dw.as_mut_ptr(), d_out, 1),
-                        false,
-                        (x.as_ptr(), 1, d_in),
-                        (du.as_ptr(), d_out, 1),
-                        T::one(),
-                        1,
-                    ),
-                    WeightLayout::OutIn => gemm(
-                        d_out,
-                        d_in,
-                        n,
-                        (dw.as_mut_ptr(), d_in, 1),
-                        false,
-                        (du.as_ptr(), 1, d_out),
-                        (x.as_ptr(), d_in, 1),
-                        T::one(),
-                        1,
-                    ),
-                }
-            },
-        );
+                ),
+                WeightLayout::OutIn => gemm_rows_parallel(
+                    d_out,
+                    d_in,
+                    n,
+                    (dw.as_mut_ptr(), d_in, 1),
+                    false,
+                    (du.as_ptr(), 1, d_out),
+                    (x.as_ptr(), d_in, 1),
+                    T::one(),
+                ),
+            }
+        }
         (dx, dw, db)
     }
 }

@@ -29,6 +29,7 @@ pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
+use rayon::prelude::*;
 
 /// The float types the kernels run on (f32, and f64 for gradient checks).
 pub trait Float: WithDType + std::iter::Sum + std::ops::Neg<Output = Self> {
@@ -167,6 +168,55 @@ impl<T> SharedMut<T> {
 // SAFETY: users guarantee that concurrent tasks touch disjoint elements.
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
+
+/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)`, the rows of `dst` split
+/// into one block per thread, each block a single-threaded `gemm`: at the
+/// sizes of a training step this runs about twice as fast on two cores as
+/// `gemm`'s own parallelism, which barely beats one thread there. Every
+/// matrix is given by its pointer, row stride and column stride.
+///
+/// # Safety
+/// As for `gemm`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rows_parallel<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (*mut T, usize, usize),
+    accumulate: bool,
+    lhs: (*const T, usize, usize),
+    rhs: (*const T, usize, usize),
+    beta: T,
+) {
+    const MIN_ROWS: usize = 32;
+    let blocks = rayon::current_num_threads()
+        .min(m.div_ceil(MIN_ROWS))
+        .max(1);
+    let rows = m.div_ceil(blocks);
+    let (dst_ptr, lhs_ptr, rhs_ptr) = (
+        SharedMut(dst.0),
+        SharedMut(lhs.0 as *mut T),
+        SharedMut(rhs.0 as *mut T),
+    );
+    (0..blocks).into_par_iter().for_each(|i| {
+        let start = i * rows;
+        let count = rows.min(m - start);
+        // SAFETY: blocks write disjoint rows of dst; the caller vouches for the rest.
+        unsafe {
+            gemm(
+                count,
+                n,
+                k,
+                (dst_ptr.ptr().add(start * dst.1), dst.1, dst.2),
+                accumulate,
+                (lhs_ptr.ptr().add(start * lhs.1), lhs.1, lhs.2),
+                (rhs_ptr.ptr(), rhs.1, rhs.2),
+                beta,
+                1,
+            )
+        }
+    });
+}
 
 /// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)` on `threads` threads;
 /// every matrix is given by its pointer, row stride and column stride.

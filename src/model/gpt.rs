@@ -162,10 +162,6 @@ impl Gpt {
 
     /// Mean next-token cross-entropy of `logits` (`[batch, seq, vocab]`) against `targets` (`[batch, seq]`).
     pub fn loss(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
-        let (b, t, v) = logits.dims3()?;
-        Ok(candle_nn::loss::cross_entropy(
-            &logits.reshape((b * t, v))?,
-            &targets.reshape(b * t)?,
-        )?)
+        Ok(crate::kernels::cross_entropy(logits, targets)?)
     }
 }
