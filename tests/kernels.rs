@@ -2,7 +2,10 @@
 //! values and gradients) and against central finite differences in f64.
 
 use candle_core::{DType, Device, Tensor, Var, D};
-use seer::kernels::{attention, cross_entropy, layer_norm, linear, AttentionSpec, WeightLayout};
+use seer::kernels::{
+    adamw_update, attention, cross_entropy, dropout, layer_norm, linear, sum_of_squares, AdamWStep,
+    AttentionSpec, WeightLayout,
+};
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
     use rand::SeedableRng;
@@ -336,4 +339,90 @@ fn cross_entropy_matches_composite_and_finite_differences() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("target 65"), "{err}");
+}
+
+#[test]
+fn dropout_keeps_about_one_minus_p_and_its_gradient_uses_the_same_mask() {
+    let x = Var::from_tensor(&Tensor::ones((64, 1000), DType::F32, &Device::Cpu).unwrap()).unwrap();
+    let y = dropout(x.as_tensor(), 0.2, 11).unwrap();
+    let values: Vec<f32> = y.flatten_all().unwrap().to_vec1().unwrap();
+    let kept = values.iter().filter(|&&v| v != 0.0).count() as f64 / values.len() as f64;
+    assert!((kept - 0.8).abs() < 0.01, "kept {kept}");
+    assert!(values.iter().all(|&v| v == 0.0 || (v - 1.25).abs() < 1e-6));
+    assert_eq!(
+        rel(&y, &dropout(x.as_tensor(), 0.2, 11).unwrap()),
+        0.0,
+        "same seed, same mask"
+    );
+    assert!(
+        rel(&y, &dropout(x.as_tensor(), 0.2, 12).unwrap()) > 0.5,
+        "another seed, another mask"
+    );
+    // d(sum y)/dx is the mask itself: the backward pass regenerates it.
+    let grads = y.sum_all().unwrap().backward().unwrap();
+    assert_eq!(rel(grads.get(x.as_tensor()).unwrap(), &y), 0.0);
+    let inputs = [randn(&[3, 50], DType::F64, 13)];
+    against_finite_differences(&inputs, |x| dropout(&x[0], 0.3, 5).unwrap());
+    assert!(dropout(x.as_tensor(), 1.0, 1).is_err());
+}
+
+/// AdamW written with candle's tensor ops, as PyTorch defines it.
+fn composite_adamw(
+    p: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    g: &Tensor,
+    s: &AdamWStep,
+) -> (Tensor, Tensor, Tensor) {
+    let g = (g * s.grad_scale).unwrap();
+    let m = ((m * s.beta1).unwrap() + (&g * (1.0 - s.beta1)).unwrap()).unwrap();
+    let v = ((v * s.beta2).unwrap() + (g.sqr().unwrap() * (1.0 - s.beta2)).unwrap()).unwrap();
+    let (bias1, bias2) = (
+        1.0 - s.beta1.powi(s.step as i32),
+        1.0 - s.beta2.powi(s.step as i32),
+    );
+    let denom = ((&v / bias2).unwrap().sqrt().unwrap() + s.eps).unwrap();
+    let update = ((&m / denom).unwrap() * (s.lr / bias1)).unwrap();
+    let p = ((p * (1.0 - s.lr * s.weight_decay)).unwrap() - update).unwrap();
+    (p, m, v)
+}
+
+#[test]
+fn adamw_update_matches_composite_over_several_steps() {
+    let n = 40_000;
+    let param = randn(&[200, 200], DType::F32, 21);
+    let moments = Tensor::zeros((2, n), DType::F32, &Device::Cpu).unwrap();
+    let (mut p, mut m, mut v) = (
+        param.as_tensor().copy().unwrap(),
+        Tensor::zeros((200, 200), DType::F32, &Device::Cpu).unwrap(),
+        Tensor::zeros((200, 200), DType::F32, &Device::Cpu).unwrap(),
+    );
+    for step in 1..=5u64 {
+        let g = randn(&[200, 200], DType::F32, 100 + step);
+        let s = AdamWStep {
+            lr: 1e-2,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            weight_decay: 0.1,
+            step,
+            grad_scale: 0.7,
+        };
+        adamw_update(param.as_tensor(), &moments, g.as_tensor(), &s).unwrap();
+        (p, m, v) = composite_adamw(&p, &m, &v, g.as_tensor(), &s);
+        let e = rel(param.as_tensor(), &p);
+        assert!(e <= 1e-5, "step {step}: parameter relative error {e:.2e}");
+        assert!(rel(&moments.get(0).unwrap().reshape((200, 200)).unwrap(), &m) <= 1e-5);
+        assert!(rel(&moments.get(1).unwrap().reshape((200, 200)).unwrap(), &v) <= 1e-5);
+    }
+    let g = randn(&[200, 200], DType::F32, 9);
+    let expected = g
+        .as_tensor()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+    assert!((sum_of_squares(g.as_tensor()).unwrap() - expected).abs() / expected < 1e-5);
 }

@@ -11,7 +11,8 @@
 //! counter-based hash of (seed, position), so the backward pass regenerates
 //! the same mask without storing it.
 
-use super::{contiguous, gemm, math, tensor_from, with_float, with_slice, Float, SharedMut};
+use super::math::{self, dropout_params, keep};
+use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float, SharedMut};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
@@ -86,20 +87,6 @@ impl Dims {
             self.t
         }
     }
-}
-
-/// Whether dropout keeps element `index` of the mask drawn with `seed`.
-#[inline]
-fn keep(seed: u64, index: u64, threshold: u64) -> bool {
-    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) >= threshold
-}
-
-/// The scale a kept weight gets (1/(1-p)), and the hash threshold for p.
-fn dropout_params<T: Float>(p: f64) -> (T, u64) {
-    (T::from_f64(1.0 / (1.0 - p)), (p * u64::MAX as f64) as u64)
 }
 
 impl CustomOp1 for SelfAttention {

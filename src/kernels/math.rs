@@ -102,6 +102,23 @@ pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
     acc.iter().copied().sum::<T>() + rest
 }
 
+/// Whether dropout keeps element `index` of the mask drawn with `seed`: a
+/// counter-based hash (SplitMix64's finaliser), so a backward pass
+/// regenerates the mask instead of storing it.
+#[inline]
+pub fn keep(seed: u64, index: u64, threshold: u64) -> bool {
+    let mut z = seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) >= threshold
+}
+
+/// For dropout probability `p`: the factor a kept element gets (1/(1-p)),
+/// and the hash threshold below which an element is dropped.
+pub fn dropout_params<T: Float>(p: f64) -> (T, u64) {
+    (T::from_f64(1.0 / (1.0 - p)), (p * u64::MAX as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

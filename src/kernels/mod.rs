@@ -8,6 +8,7 @@
 //! - `layer_norm`: LayerNorm with weight and optional bias.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
+//! - `dropout`: dropout with a regenerated (never stored) mask.
 //! - `cross_entropy`: softmax cross-entropy over the vocabulary.
 //! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
 //!   update of a parameter and its moments, in place.
@@ -18,6 +19,7 @@
 mod adamw;
 mod attention;
 mod cross_entropy;
+mod dropout;
 mod layer_norm;
 mod linear;
 mod math;
@@ -25,6 +27,7 @@ mod math;
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{attention, AttentionSpec};
 pub use cross_entropy::cross_entropy;
+pub use dropout::dropout;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 

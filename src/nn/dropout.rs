@@ -30,23 +30,11 @@ impl Mode {
     }
 
     /// Zeroes each element of `x` with probability `p` and scales the rest by
-    /// `1 / (1 - p)` in training; returns `x` unchanged otherwise.
+    /// `1 / (1 - p)` in training (seer's dropout kernel, its mask drawn from
+    /// this mode's RNG); returns `x` unchanged otherwise.
     pub fn dropout(&mut self, x: &Tensor, p: f64) -> Result<Tensor> {
-        match self {
-            Mode::Train(rng) if p > 0.0 => {
-                let scale = 1.0 / (1.0 - p);
-                let mask: Vec<f32> = (0..x.elem_count())
-                    .map(|_| {
-                        if rng.random::<f64>() < p {
-                            0.0
-                        } else {
-                            scale as f32
-                        }
-                    })
-                    .collect();
-                let mask = Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?;
-                Ok(x.mul(&mask)?)
-            }
+        match self.seed() {
+            Some(seed) if p > 0.0 => Ok(crate::kernels::dropout(x, p, seed)?),
             _ => Ok(x.clone()),
         }
     }
