@@ -1,7 +1,12 @@
 //! seer's fused kernels against candle's composite ops (relative error ≤ 1e-5,
 //! values and gradients) and against central finite differences in f64.
 
-use candle_core::{DType, Device, Tensor, Var, D};
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::composite::{
+    composite_adamw, composite_attention, composite_layer_norm, composite_linear,
+};
 use seer::kernels::{
     adamw_update, attention, cross_entropy, dropout, layer_norm, linear, sum_of_squares, AdamWStep,
     AttentionSpec, WeightLayout,
@@ -118,40 +123,6 @@ fn against_finite_differences(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor) {
     }
 }
 
-fn composite_attention(qkv: &Tensor, n_head: usize, causal: bool) -> Tensor {
-    let (b, t, c3) = qkv.dims3().unwrap();
-    let (c, hd) = (c3 / 3, c3 / 3 / n_head);
-    let heads = |i: usize| {
-        qkv.narrow(2, i * c, c)
-            .unwrap()
-            .reshape((b, t, n_head, hd))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-    };
-    let (q, k, v) = (heads(0), heads(1), heads(2));
-    let mut scores = (q.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt()).unwrap();
-    if causal {
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, t), &Device::Cpu)
-            .unwrap()
-            .to_dtype(qkv.dtype())
-            .unwrap();
-        scores = scores.broadcast_add(&mask).unwrap();
-    }
-    let w = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
-    w.matmul(&v)
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .reshape((b, t, c))
-        .unwrap()
-}
-
 fn spec(n_head: usize, causal: bool, dropout: f64) -> AttentionSpec {
     AttentionSpec {
         n_head,
@@ -220,16 +191,6 @@ fn attention_dropout_is_seeded_and_drops_about_p() {
     assert!((mean - 1.0).abs() < 0.02, "mean of kept weights {mean}");
 }
 
-fn composite_layer_norm(x: &Tensor, w: &Tensor, b: &Tensor) -> Tensor {
-    let mean = x.mean_keepdim(D::Minus1).unwrap();
-    let xc = x.broadcast_sub(&mean).unwrap();
-    let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-    let xn = xc
-        .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
-        .unwrap();
-    xn.broadcast_mul(w).unwrap().broadcast_add(b).unwrap()
-}
-
 #[test]
 fn layer_norm_matches_composite_and_finite_differences() {
     let inputs = [
@@ -248,41 +209,6 @@ fn layer_norm_matches_composite_and_finite_differences() {
         randn(&[12], DType::F64, 6),
     ];
     against_finite_differences(&inputs, |x| layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap());
-}
-
-fn composite_gelu(u: &Tensor) -> Tensor {
-    let inner = ((u + (u.sqr().unwrap() * u).unwrap() * 0.044715).unwrap()
-        * (2.0 / std::f64::consts::PI).sqrt())
-    .unwrap();
-    ((u * 0.5).unwrap() * (inner.tanh().unwrap() + 1.0).unwrap()).unwrap()
-}
-
-fn composite_linear(
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
-    layout: WeightLayout,
-    gelu: bool,
-) -> Tensor {
-    let (n, d) = (
-        x.elem_count() / x.dim(D::Minus1).unwrap(),
-        x.dim(D::Minus1).unwrap(),
-    );
-    let w = match layout {
-        WeightLayout::InOut => w.clone(),
-        WeightLayout::OutIn => w.t().unwrap(),
-    };
-    let y = x
-        .reshape((n, d))
-        .unwrap()
-        .matmul(&w)
-        .unwrap()
-        .broadcast_add(b)
-        .unwrap();
-    let y = if gelu { composite_gelu(&y) } else { y };
-    let mut dims = x.dims().to_vec();
-    *dims.last_mut().unwrap() = b.dim(0).unwrap();
-    y.reshape(dims).unwrap()
 }
 
 #[test]
@@ -364,27 +290,6 @@ fn dropout_keeps_about_one_minus_p_and_its_gradient_uses_the_same_mask() {
     let inputs = [randn(&[3, 50], DType::F64, 13)];
     against_finite_differences(&inputs, |x| dropout(&x[0], 0.3, 5).unwrap());
     assert!(dropout(x.as_tensor(), 1.0, 1).is_err());
-}
-
-/// AdamW written with candle's tensor ops, as PyTorch defines it.
-fn composite_adamw(
-    p: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    g: &Tensor,
-    s: &AdamWStep,
-) -> (Tensor, Tensor, Tensor) {
-    let g = (g * s.grad_scale).unwrap();
-    let m = ((m * s.beta1).unwrap() + (&g * (1.0 - s.beta1)).unwrap()).unwrap();
-    let v = ((v * s.beta2).unwrap() + (g.sqr().unwrap() * (1.0 - s.beta2)).unwrap()).unwrap();
-    let (bias1, bias2) = (
-        1.0 - s.beta1.powi(s.step as i32),
-        1.0 - s.beta2.powi(s.step as i32),
-    );
-    let denom = ((&v / bias2).unwrap().sqrt().unwrap() + s.eps).unwrap();
-    let update = ((&m / denom).unwrap() * (s.lr / bias1)).unwrap();
-    let p = ((p * (1.0 - s.lr * s.weight_decay)).unwrap() - update).unwrap();
-    (p, m, v)
 }
 
 #[test]
