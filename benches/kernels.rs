@@ -1,7 +1,7 @@
-//! Per-kernel timings at a preset's shapes, fused against composite: forward
-//! + backward of each of seer's kernels next to the same computation in
-//! candle's own ops (tests/common/composite.rs), median of 20 runs after 3
-//! untimed ones. Shows where a training step's time goes, op by op.
+//! Per-kernel timings at a preset's shapes, fused against composite: the
+//! forward and backward pass of each of seer's kernels next to the same
+//! computation in candle's own ops (tests/common/composite.rs), median of 20
+//! runs after 3 untimed ones. Shows where a training step's time goes.
 //!
 //!     cargo bench --bench kernels                 # shakespeare-char-cpu shapes
 //!     cargo bench --bench kernels -- 12 256 384 6 # batch, block, width, heads
