@@ -7,6 +7,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use common::composite::{
     composite_adamw, composite_attention, composite_layer_norm, composite_linear,
 };
+use common::relative_error as rel;
 use seer::kernels::{
     adamw_update, attention, cross_entropy, dropout, layer_norm, linear, sum_of_squares, AdamWStep,
     AttentionSpec, WeightLayout,
@@ -27,31 +28,6 @@ fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
             .unwrap(),
     )
     .unwrap()
-}
-
-/// max |a − b| / max |b|.
-fn rel(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a: Vec<f64> = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f64> = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    diff / b.iter().map(|y| y.abs()).fold(1e-30, f64::max)
 }
 
 /// A scalar that depends on every output element: Σ out ∘ weights.

@@ -3,7 +3,10 @@
 //! loss, gradients and 10 AdamW steps (scripts/reference/gpt_parity.py).
 //! seer must agree to a relative error of 1e-4.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
+use common::relative_error;
 use seer::model::Gpt;
 use seer::nn::{load_tensors, Mode};
 use seer::train::{learning_rate, train_step, AdamW, TrainConfig};
@@ -18,32 +21,6 @@ fn expected() -> HashMap<String, Tensor> {
     load_tensors(&fixture_dir().join("expected.safetensors"), &Device::Cpu)
         .unwrap()
         .0
-}
-
-/// max |a - b| / max |b|.
-fn relative_error(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.dims(), b.dims());
-    let a: Vec<f64> = a
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let b: Vec<f64> = b
-        .to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap();
-    let diff = a
-        .iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
-    diff / scale
 }
 
 fn batch(expected: &HashMap<String, Tensor>) -> (Tensor, Tensor) {

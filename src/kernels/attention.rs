@@ -79,6 +79,15 @@ impl Dims {
         })
     }
 
+    /// Keys query `i` may see, of the `n` computed for its tile.
+    fn valid_keys(&self, causal: bool, i: usize, n: usize) -> usize {
+        if causal {
+            i + 1
+        } else {
+            n
+        }
+    }
+
     /// Keys visible to the rows of the tile starting at `i0` with `tq` rows.
     fn keys(&self, causal: bool, i0: usize, tq: usize) -> usize {
         if causal {
@@ -127,6 +136,37 @@ impl CustomOp1 for SelfAttention {
     }
 }
 
+/// `out (tq × n) = scale · Q[i0..i0+tq] · K[0..n]ᵀ` for one (batch, head), whose
+/// queries and keys start at `q` and `k` with row stride `3·dim`.
+///
+/// # Safety
+/// `q` and `k` must point into a `[seq, 3·dim]` block of `dims`, and `out` to
+/// `tq · n` writable elements.
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_scores<T: Float>(
+    dims: Dims,
+    q: *const T,
+    k: *const T,
+    i0: usize,
+    tq: usize,
+    n: usize,
+    scale: T,
+    out: *mut T,
+) {
+    let stride = 3 * dims.c;
+    gemm(
+        tq,
+        n,
+        dims.d,
+        (out, n, 1),
+        false,
+        (q.add(i0 * stride), stride, 1),
+        (k, 1, stride),
+        scale,
+        1,
+    );
+}
+
 fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec<f64>) {
     let Dims { b, t, c, h, d } = dims;
     let mut y = vec![T::zero(); b * t * c];
@@ -148,21 +188,11 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
                     let tq = TILE.min(t - i0);
                     let n = dims.keys(spec.causal, i0, tq);
                     let s = scores.as_mut_ptr();
-                    gemm(
-                        tq,
-                        n,
-                        d,
-                        (s, n, 1),
-                        false,
-                        (q.add(i0 * 3 * c), 3 * c, 1),
-                        (k, 1, 3 * c),
-                        scale,
-                        1,
-                    );
+                    tile_scores(dims, q, k, i0, tq, n, scale, s);
                     for r in 0..tq {
                         let i = i0 + r;
                         let row = &mut scores[r * n..(r + 1) * n];
-                        let valid = if spec.causal { i + 1 } else { n };
+                        let valid = dims.valid_keys(spec.causal, i, n);
                         let max = row[..valid].iter().copied().fold(T::NEG_INFINITY, T::max);
                         row[..valid].iter_mut().for_each(|x| *x = (*x - max).exp());
                         let sum = math::sum(&row[..valid]);
@@ -229,20 +259,10 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                     let n = dims.keys(spec.causal, i0, tq);
                     let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
                     // Probabilities of the tile, from the saved log-sum-exp.
-                    gemm(
-                        tq,
-                        n,
-                        d,
-                        (p, n, 1),
-                        false,
-                        (q.add(i0 * 3 * c), 3 * c, 1),
-                        (k, 1, 3 * c),
-                        scale,
-                        1,
-                    );
+                    tile_scores(dims, q, k, i0, tq, n, scale, p);
                     for r in 0..tq {
                         let i = i0 + r;
-                        let valid = if spec.causal { i + 1 } else { n };
+                        let valid = dims.valid_keys(spec.causal, i, n);
                         let row_lse = T::from_f64(lse[bh * t + i]);
                         let row = &mut probs[r * n..(r + 1) * n];
                         row[..valid]

@@ -49,44 +49,33 @@ pub trait Float: WithDType + std::iter::Sum + std::ops::Neg<Output = Self> {
     fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]>;
 }
 
-impl Float for f32 {
-    const NEG_INFINITY: Self = f32::NEG_INFINITY;
-    #[inline(always)]
-    fn exp(self) -> Self {
-        math::exp_f32(self)
-    }
-    fn ln(self) -> Self {
-        f32::ln(self)
-    }
-    fn sqrt(self) -> Self {
-        f32::sqrt(self)
-    }
-    fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]> {
-        match storage {
-            CpuStorage::F32(v) => Some(v),
-            _ => None,
+/// `Float` for a primitive float type and its `CpuStorage` variant; `exp`
+/// is given separately (f32 uses seer's vectorisable polynomial).
+macro_rules! impl_float {
+    ($t:ty, $variant:ident, $exp:expr) => {
+        impl Float for $t {
+            const NEG_INFINITY: Self = <$t>::NEG_INFINITY;
+            #[inline(always)]
+            fn exp(self) -> Self {
+                $exp(self)
+            }
+            fn ln(self) -> Self {
+                <$t>::ln(self)
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]> {
+                match storage {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
-
-impl Float for f64 {
-    const NEG_INFINITY: Self = f64::NEG_INFINITY;
-    fn exp(self) -> Self {
-        f64::exp(self)
-    }
-    fn ln(self) -> Self {
-        f64::ln(self)
-    }
-    fn sqrt(self) -> Self {
-        f64::sqrt(self)
-    }
-    fn slice_mut(storage: &mut CpuStorage) -> Option<&mut [Self]> {
-        match storage {
-            CpuStorage::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-}
+impl_float!(f32, F32, math::exp_f32);
+impl_float!(f64, F64, f64::exp);
 
 /// The contiguous elements `layout` selects in `storage`.
 fn contiguous<'a, T: Float>(
