@@ -95,7 +95,80 @@ fn prepare_train_generate_end_to_end() {
     assert_eq!(a.stdout, b.stdout, "same seed, same text");
     assert_ne!(a.stdout, c.stdout, "another seed, other text");
 
+    // JSON output, several samples, stop sequences.
+    let out = seer(&[
+        "generate",
+        "--model",
+        &run,
+        "--json",
+        "-n",
+        "2",
+        "--max-tokens",
+        "12",
+        "ROMEO:",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["index"], i as u64);
+        assert_eq!(line["finish_reason"], "length");
+        assert_eq!(line["completion_tokens"], 12);
+        assert_eq!(line["token_ids"].as_array().unwrap().len(), 12);
+        assert_eq!(line["prompt_tokens"], 6);
+    }
+    assert_ne!(
+        lines[0]["text"], lines[1]["text"],
+        "samples use different seeds"
+    );
+    let out = seer(&[
+        "generate",
+        "--model",
+        &run,
+        "--json",
+        "--stop",
+        "e",
+        "--stop",
+        " ",
+        "--max-tokens",
+        "200",
+        "ROMEO:",
+    ]);
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["finish_reason"], "stop", "{}", out.stdout);
+    let text = line["text"].as_str().unwrap();
+    assert!(!text.contains('e') && !text.contains(' '), "{text:?}");
+    let streamed = seer(&[
+        "generate",
+        "--model",
+        &run,
+        "--stop",
+        "e",
+        "--stop",
+        " ",
+        "--max-tokens",
+        "200",
+        "ROMEO:",
+    ]);
+    assert_eq!(
+        streamed.stdout,
+        format!("ROMEO:{text}\n"),
+        "streamed text equals the JSON text"
+    );
+
     // Bad input around an existing run.
+    fails(
+        &["generate", "--model", &run, "--top-p", "1.5", "hi"],
+        &["--top-p 1.5"],
+    );
+    fails(
+        &["generate", "--model", &run, "--top-k", "0", "hi"],
+        &["--top-k"],
+    );
     fails(
         &["train", "--data", &data, "--preset", "tiny", "-o", &run],
         &["already exists", "--resume", "--overwrite"],

@@ -3,7 +3,7 @@
 //! falls as you watch), then sample Shakespeare from it.
 
 use seer::data::{prepare, PrepareOptions};
-use seer::generate::{generate, Sampler, SamplingParams};
+use seer::generate::{generate, Event, GenerateOptions, Sampler, SamplingParams};
 use seer::tokenize::TokenizerKind;
 use seer::train::{train, TrainConfig, TrainOptions, TrainOutcome};
 use std::io::Write;
@@ -93,18 +93,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         temperature: 0.8,
         top_k: Some(200),
         seed: args.seed,
+        ..SamplingParams::default()
     })?;
     let mut stdout = std::io::stdout().lock();
     write!(stdout, "ROMEO:")?;
+    let options = GenerateOptions {
+        max_tokens: 300,
+        stop: Vec::new(),
+    };
     generate(
         &model,
         &prepared.tokenizer,
         "ROMEO:",
-        300,
+        &options,
         &mut sampler,
-        |piece| {
-            let _ = write!(stdout, "{piece}");
-            let _ = stdout.flush();
+        |event| {
+            if let Event::Text(piece) = event {
+                let _ = write!(stdout, "{piece}");
+                let _ = stdout.flush();
+            }
         },
     )?;
     writeln!(

@@ -1,12 +1,58 @@
-//! `seer generate`: sample text from a trained model, streamed to stdout.
+//! `seer generate`: sample text from a trained model, streamed to stdout, or
+//! as JSON objects for scripts.
 
 use seer::device::parse_device;
-use seer::generate::{generate, Sampler, SamplingParams};
+use seer::generate::{generate, Event, GenerateOptions, Generation, Sampler, SamplingParams};
 use seer::model::Gpt;
 use seer::tokenize::Tokenizer;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Sampling flags, shared with other commands that generate.
+#[derive(clap::Args, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 always picks the most likely token.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f64,
+    /// Sample only from the K most likely tokens.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample only from the most likely tokens whose probabilities add up to P (nucleus).
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    /// Drop tokens less than MIN_P times as likely as the most likely one.
+    #[arg(long)]
+    pub min_p: Option<f64>,
+    /// Penalise tokens already in the prompt or output (transformers' semantics; 1 is off).
+    #[arg(long, default_value_t = 1.0)]
+    pub repetition_penalty: f64,
+    /// Subtract this times a token's count in the output (OpenAI's semantics).
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f64,
+    /// Subtract this from every token already in the output (OpenAI's semantics).
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f64,
+    /// Random seed: the same seed, model and flags give the same text.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// The sampler settings, with `offset` added to the seed (for sample `offset`).
+    pub fn params(&self, offset: u64) -> SamplingParams {
+        SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repetition_penalty: self.repetition_penalty,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            seed: self.seed.wrapping_add(offset),
+        }
+    }
+}
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,42 +65,80 @@ pub struct Args {
     /// Tokens to generate.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
-    /// Sampling temperature; 0 always picks the most likely token.
-    #[arg(long, default_value_t = 0.8)]
-    temperature: f64,
-    /// Sample only from the K most likely tokens.
-    #[arg(long, default_value_t = 200)]
-    top_k: usize,
-    /// Random seed: the same seed, model and flags give the same text.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// Stop when the text contains this (repeat for several); it is left out.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Independent samples (seeds SEED, SEED+1, ...).
+    #[arg(short = 'n', long = "num-samples", default_value_t = 1)]
+    num_samples: u64,
+    /// Print one JSON object per sample (text, token ids, finish reason) instead of streaming.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sampling: SamplingArgs,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+/// One line of `--json` output.
+#[derive(serde::Serialize)]
+struct JsonSample<'a> {
+    index: u64,
+    text: &'a str,
+    token_ids: &'a [u32],
+    finish_reason: seer::generate::FinishReason,
+    prompt_tokens: usize,
+    completion_tokens: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
     let model = Gpt::load(&args.model, candle_core::DType::F32, &device)?;
     let tokenizer = Tokenizer::load(&args.model.join("tokenizer.json"))?;
-    let mut sampler = Sampler::new(SamplingParams {
-        temperature: args.temperature,
-        top_k: Some(args.top_k),
-        seed: args.seed,
-    })?;
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens,
+        stop: args.stop.clone(),
+    };
     let mut stdout = std::io::stdout().lock();
-    write!(stdout, "{}", args.prompt)?;
-    generate(
-        &model,
-        &tokenizer,
-        &args.prompt,
-        args.max_tokens,
-        &mut sampler,
-        |piece| {
-            let _ = write!(stdout, "{piece}");
-            let _ = stdout.flush();
-        },
-    )?;
-    writeln!(stdout)?;
+    for index in 0..args.num_samples {
+        let mut sampler = Sampler::new(args.sampling.params(index))?;
+        if !args.json {
+            if args.num_samples > 1 {
+                writeln!(stdout, "--- sample {} ---", index + 1)?;
+            }
+            write!(stdout, "{}", args.prompt)?;
+        }
+        let generation: Generation = generate(
+            &model,
+            &tokenizer,
+            &args.prompt,
+            &options,
+            &mut sampler,
+            |event| match event {
+                Event::Text(piece) if !args.json => {
+                    let _ = write!(stdout, "{piece}");
+                    let _ = stdout.flush();
+                }
+                Event::Text(_) => {}
+                Event::WindowSlid { block_size } => {
+                    eprintln!("\nnote: prompt and output passed the model's context of {block_size} tokens; the oldest tokens are dropped from here on");
+                }
+            },
+        )?;
+        if args.json {
+            let line = JsonSample {
+                index,
+                text: &generation.text,
+                token_ids: &generation.ids,
+                finish_reason: generation.finish_reason,
+                prompt_tokens: generation.prompt_tokens,
+                completion_tokens: generation.ids.len(),
+            };
+            writeln!(stdout, "{}", serde_json::to_string(&line)?)?;
+        } else {
+            writeln!(stdout)?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

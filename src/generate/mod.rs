@@ -1,8 +1,11 @@
-//! Text generation: choosing the next token from the model's logits, and the
-//! loop that chains those choices into text, streamed as it is produced.
+//! Text generation: choosing the next token from the model's logits, the
+//! loop that chains those choices into text, and the stream that shows the
+//! text as it forms (whole characters only, cut at stop sequences).
 
 mod sampler;
+mod stream;
 mod text;
 
 pub use sampler::{Sampler, SamplingParams};
-pub use text::{generate, Generation};
+pub use stream::{TextStream, Update};
+pub use text::{generate, Event, FinishReason, GenerateOptions, Generation};

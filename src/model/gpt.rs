@@ -131,6 +131,11 @@ impl Gpt {
         &self.config
     }
 
+    /// The device the parameters live on.
+    pub fn device(&self) -> candle_core::Device {
+        self.wte.device().clone()
+    }
+
     /// The trainable parameters by name.
     pub fn params(&self) -> &Params {
         &self.params
