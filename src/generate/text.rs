@@ -1,11 +1,11 @@
-//! The generation loop: encode the prompt, predict, sample, append, repeat,
-//! showing the text as it forms. When prompt plus output outgrow the
-//! model's context, the window slides: the oldest tokens are dropped (the
-//! caller is told once).
+//! The generation loop: encode the prompt, process it once into the KV
+//! cache, then predict, sample and feed one token per step, showing the text
+//! as it forms. When prompt plus output outgrow the model's context, the
+//! window slides: the oldest half of the context is dropped and the cache
+//! rebuilt from the newer half (the caller is told once).
 
 use super::{Sampler, TextStream, Update};
 use crate::model::Gpt;
-use crate::nn::Mode;
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
 use candle_core::{DType, Tensor, D};
@@ -88,19 +88,30 @@ pub fn generate(
     let mut context = prompt_ids.clone();
     let mut ids = Vec::with_capacity(options.max_tokens);
     let mut stream = TextStream::new(&options.stop);
+    let mut cache = model.new_cache();
+    // Tokens the model has not seen yet: the prompt first, then each new token.
+    let mut pending = context.clone();
     let mut slid = false;
     let mut finish_reason = FinishReason::Length;
     let mut stopped_at = None;
     let mut text = String::new();
     for _ in 0..options.max_tokens {
-        if context.len() > block && !slid {
-            slid = true;
-            on_event(Event::WindowSlid { block_size: block });
+        if cache.len() + pending.len() > block {
+            if !slid {
+                slid = true;
+                on_event(Event::WindowSlid { block_size: block });
+            }
+            let keep = if cache.is_empty() {
+                block
+            } else {
+                (block / 2).max(1)
+            };
+            cache.clear();
+            pending = context[context.len() - keep.min(context.len())..].to_vec();
         }
-        let window = &context[context.len().saturating_sub(block)..];
-        let input = Tensor::new(window, &device)?.unsqueeze(0)?;
-        let logits = model.forward(&input, &mut Mode::Eval)?.detach();
-        let last = logits.squeeze(0)?.get(window.len() - 1)?;
+        let input = Tensor::new(pending.as_slice(), &device)?.unsqueeze(0)?;
+        let logits = model.forward_cached(&input, &mut cache)?;
+        let last = logits.squeeze(0)?.get(pending.len() - 1)?;
         let last: Vec<f32> = last
             .to_dtype(DType::F32)?
             .flatten_to(D::Minus1)?
@@ -112,6 +123,7 @@ pub fn generate(
         }
         context.push(next);
         ids.push(next);
+        pending = vec![next];
         text = tokenizer.decode(&ids)?;
         match stream.update(&text) {
             Update::More(piece) => {

@@ -50,17 +50,75 @@ pub fn attention(qkv: &Tensor, spec: AttentionSpec) -> candle_core::Result<Tenso
     })
 }
 
+/// Attention of new queries against a KV cache, for generation (f32, batch
+/// 1, no backward pass): `qkv` holds the new tokens' fused projection
+/// `[1, t, 3·dim]`; `keys` and `values` hold `tk` rows of `dim` for every
+/// position so far, the new tokens' last. Query `i` sits at position
+/// `tk − t + i`. Returns `[1, t, dim]`.
+pub fn attention_cached(
+    qkv: &Tensor,
+    keys: &[f32],
+    values: &[f32],
+    spec: AttentionSpec,
+) -> candle_core::Result<Tensor> {
+    let (b, t, three_c) = qkv.dims3()?;
+    let c = three_c / 3;
+    let tk = keys.len() / c.max(1);
+    if b != 1
+        || three_c != 3 * c
+        || c % spec.n_head != 0
+        || keys.len() != tk * c
+        || values.len() != keys.len()
+        || tk < t
+    {
+        candle_core::bail!(
+            "attention_cached: qkv {:?} and a cache of {} keys, {} values do not fit {} heads",
+            qkv.dims(),
+            keys.len(),
+            values.len(),
+            spec.n_head
+        );
+    }
+    let dims = Dims {
+        b,
+        t,
+        tk,
+        offset: tk - t,
+        c,
+        h: spec.n_head,
+        d: c / spec.n_head,
+    };
+    let spec = AttentionSpec {
+        dropout: 0.0,
+        ..spec
+    };
+    with_slice::<f32, _>(qkv, "attention_cached", |q| {
+        let src = Sources {
+            q: SharedMut(q.as_ptr() as *mut f32),
+            k: SharedMut(keys.as_ptr() as *mut f32),
+            v: SharedMut(values.as_ptr() as *mut f32),
+            q_stride: 3 * c,
+            kv_stride: c,
+        };
+        let (y, _) = forward(src, dims, spec);
+        tensor_from(y, (b, t, c))
+    })
+}
+
 struct SelfAttention {
     spec: AttentionSpec,
     /// Log-sum-exp of every score row, `[batch, head, seq]`, saved by the forward pass.
     lse: Mutex<Vec<f64>>,
 }
 
-/// Sizes of one call.
+/// Sizes of one call: `t` queries against `tk` keys, query `i` sitting at
+/// position `offset + i` of the keys (0 except with a KV cache).
 #[derive(Clone, Copy)]
 struct Dims {
     b: usize,
     t: usize,
+    tk: usize,
+    offset: usize,
     c: usize,
     h: usize,
     d: usize,
@@ -73,6 +131,8 @@ impl Dims {
         Ok(Self {
             b,
             t,
+            tk: t,
+            offset: 0,
             c,
             h: n_head,
             d: c / n_head,
@@ -82,7 +142,7 @@ impl Dims {
     /// Keys query `i` may see, of the `n` computed for its tile.
     fn valid_keys(&self, causal: bool, i: usize, n: usize) -> usize {
         if causal {
-            i + 1
+            self.offset + i + 1
         } else {
             n
         }
@@ -91,9 +151,9 @@ impl Dims {
     /// Keys visible to the rows of the tile starting at `i0` with `tq` rows.
     fn keys(&self, causal: bool, i0: usize, tq: usize) -> usize {
         if causal {
-            i0 + tq
+            self.offset + i0 + tq
         } else {
-            self.t
+            self.tk
         }
     }
 }
@@ -111,7 +171,7 @@ impl CustomOp1 for SelfAttention {
         let dims = Dims::of(layout.shape(), self.spec.n_head)?;
         with_float!(storage.dtype(), "attention", T => {
             let qkv = contiguous::<T>(storage, layout, "attention")?;
-            let (y, lse) = forward(qkv, dims, self.spec);
+            let (y, lse) = forward(Sources::fused(qkv, dims.c), dims, self.spec);
             *self.lse.lock().expect("attention state") = lse;
             Ok((T::to_cpu_storage_owned(y), Shape::from((dims.b, dims.t, dims.c))))
         })
@@ -136,15 +196,51 @@ impl CustomOp1 for SelfAttention {
     }
 }
 
-/// `out (tq × n) = scale · Q[i0..i0+tq] · K[0..n]ᵀ` for one (batch, head), whose
-/// queries and keys start at `q` and `k` with row stride `3·dim`.
+/// Queries, keys and values of one call: each a pointer to batch 0, head 0,
+/// position 0, with its row stride (the batch stride is rows × row stride).
+struct Sources<T> {
+    q: SharedMut<T>,
+    k: SharedMut<T>,
+    v: SharedMut<T>,
+    q_stride: usize,
+    kv_stride: usize,
+}
+
+impl<T> Sources<T> {
+    /// The queries, keys and values inside GPT-2's fused `[q | k | v]` rows.
+    fn fused(qkv: &[T], c: usize) -> Self {
+        let base = qkv.as_ptr() as *mut T;
+        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
+        let (k, v) = unsafe { (base.add(c), base.add(2 * c)) };
+        Self {
+            q: SharedMut(base),
+            k: SharedMut(k),
+            v: SharedMut(v),
+            q_stride: 3 * c,
+            kv_stride: 3 * c,
+        }
+    }
+
+    /// Pointers for batch `bi`, head `hi`: (q, k, v).
+    ///
+    /// # Safety
+    /// `dims` must describe the buffers behind `self`.
+    unsafe fn head(&self, dims: Dims, bi: usize, hi: usize) -> (*const T, *const T, *const T) {
+        let q = self.q.ptr().add(bi * dims.t * self.q_stride + hi * dims.d);
+        let kv = bi * dims.tk * self.kv_stride + hi * dims.d;
+        (q, self.k.ptr().add(kv), self.v.ptr().add(kv))
+    }
+}
+
+/// `out (tq × n) = scale · Q[i0..i0+tq] · K[0..n]ᵀ` for one (batch, head).
 ///
 /// # Safety
-/// `q` and `k` must point into a `[seq, 3·dim]` block of `dims`, and `out` to
-/// `tq · n` writable elements.
+/// `q` and `k` must point to that head's queries and keys in `src`'s layout,
+/// and `out` to `tq · n` writable elements.
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_scores<T: Float>(
     dims: Dims,
+    src: &Sources<T>,
     q: *const T,
     k: *const T,
     i0: usize,
@@ -153,22 +249,23 @@ unsafe fn tile_scores<T: Float>(
     scale: T,
     out: *mut T,
 ) {
-    let stride = 3 * dims.c;
+    let (qs, ks) = (src.q_stride, src.kv_stride);
     gemm(
         tq,
         n,
         dims.d,
         (out, n, 1),
         false,
-        (q.add(i0 * stride), stride, 1),
-        (k, 1, stride),
+        (q.add(i0 * qs), qs, 1),
+        (k, 1, ks),
         scale,
         1,
     );
 }
 
-fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec<f64>) {
-    let Dims { b, t, c, h, d } = dims;
+/// The attention output `[batch, t, dim]` and the log-sum-exp of every score row.
+fn forward<T: Float>(src: Sources<T>, dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec<f64>) {
+    let Dims { b, t, c, h, d, .. } = dims;
     let mut y = vec![T::zero(); b * t * c];
     let mut lse = vec![0.0f64; b * h * t];
     let (y_ptr, lse_ptr) = (SharedMut(y.as_mut_ptr()), SharedMut(lse.as_mut_ptr()));
@@ -178,17 +275,16 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
         .into_par_iter()
         .for_each_init(Vec::new, |scores: &mut Vec<T>, bh| {
             let (bi, hi) = (bh / h, bh % h);
-            scores.resize(TILE.min(t) * t, T::zero());
+            scores.resize(TILE.min(t) * dims.tk, T::zero());
             // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
             unsafe {
-                let q = qkv.as_ptr().add(bi * t * 3 * c + hi * d);
-                let (k, v) = (q.add(c), q.add(2 * c));
+                let (q, k, v) = src.head(dims, bi, hi);
                 let y = y_ptr.ptr().add(bi * t * c + hi * d);
                 for i0 in (0..t).step_by(TILE) {
                     let tq = TILE.min(t - i0);
                     let n = dims.keys(spec.causal, i0, tq);
                     let s = scores.as_mut_ptr();
-                    tile_scores(dims, q, k, i0, tq, n, scale, s);
+                    tile_scores(dims, &src, q, k, i0, tq, n, scale, s);
                     for r in 0..tq {
                         let i = i0 + r;
                         let row = &mut scores[r * n..(r + 1) * n];
@@ -201,7 +297,7 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
                         row[valid..].iter_mut().for_each(|x| *x = T::zero());
                         *lse_ptr.ptr().add(bh * t + i) = max.to_f64() + sum.to_f64().ln();
                         if spec.dropout > 0.0 {
-                            let base = ((bh * t + i) * t) as u64;
+                            let base = ((bh * t + i) * dims.tk) as u64;
                             for (j, x) in row[..valid].iter_mut().enumerate() {
                                 *x = if keep(spec.seed, base + j as u64, threshold) {
                                     *x * keep_scale
@@ -218,7 +314,7 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
                         (y.add(i0 * c), c, 1),
                         false,
                         (s, n, 1),
-                        (v, 3 * c, 1),
+                        (v, src.kv_stride, 1),
                         T::one(),
                         1,
                     );
@@ -228,8 +324,10 @@ fn forward<T: Float>(qkv: &[T], dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec
     (y, lse)
 }
 
+/// The gradient `[batch, seq, 3·dim]` of self-attention on fused `qkv`.
 fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: AttentionSpec) -> Vec<T> {
-    let Dims { b, t, c, h, d } = dims;
+    let Dims { b, t, c, h, d, .. } = dims;
+    let src = Sources::fused(qkv, c);
     let mut dqkv = vec![T::zero(); b * t * 3 * c];
     let dqkv_ptr = SharedMut(dqkv.as_mut_ptr());
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
@@ -249,8 +347,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
             // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
             unsafe {
                 let offset = bi * t * 3 * c + hi * d;
-                let q = qkv.as_ptr().add(offset);
-                let (k, v) = (q.add(c), q.add(2 * c));
+                let (q, k, v) = src.head(dims, bi, hi);
                 let dq = dqkv_ptr.ptr().add(offset);
                 let (dk, dv) = (dq.add(c), dq.add(2 * c));
                 let dy = dy.as_ptr().add(bi * t * c + hi * d);
@@ -259,7 +356,7 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                     let n = dims.keys(spec.causal, i0, tq);
                     let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
                     // Probabilities of the tile, from the saved log-sum-exp.
-                    tile_scores(dims, q, k, i0, tq, n, scale, p);
+                    tile_scores(dims, &src, q, k, i0, tq, n, scale, p);
                     for r in 0..tq {
                         let i = i0 + r;
                         let valid = dims.valid_keys(spec.causal, i, n);

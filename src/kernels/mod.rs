@@ -25,7 +25,7 @@ mod linear;
 mod math;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
-pub use attention::{attention, AttentionSpec};
+pub use attention::{attention, attention_cached, AttentionSpec};
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
 pub use layer_norm::layer_norm;
@@ -148,12 +148,18 @@ use with_float;
 
 /// A raw pointer that parallel tasks may share because each writes a
 /// disjoint part of the buffer behind it.
-#[derive(Clone, Copy)]
 struct SharedMut<T>(*mut T);
+
+impl<T> Clone for SharedMut<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for SharedMut<T> {}
 
 impl<T> SharedMut<T> {
     /// The pointer (a method, so that closures capture the whole `Sync` wrapper).
-    fn ptr(self) -> *mut T {
+    fn ptr(&self) -> *mut T {
         self.0
     }
 }

@@ -10,7 +10,8 @@ use super::GptConfig;
 use crate::kernels::{linear, WeightLayout};
 use crate::model::gpt_config::LAYER_NORM_EPS;
 use crate::nn::{
-    load_tensors, Block, BlockShape, Init, LayerNorm, Mode, ParamBuilder, ParamSource, Params,
+    load_tensors, Block, BlockShape, Init, KvCache, LayerNorm, Mode, ParamBuilder, ParamSource,
+    Params,
 };
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
@@ -161,6 +162,39 @@ impl Gpt {
         }
         let x = self.ln_f.forward(&x)?;
         // The output layer is the token embedding read as [vocab, n_embd], without bias.
+        let no_bias = Tensor::zeros(self.config.vocab_size, x.dtype(), x.device())?;
+        Ok(linear(&x, &self.wte, &no_bias, WeightLayout::OutIn, false)?)
+    }
+
+    /// An empty KV cache for this model.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(
+            self.config.n_layer,
+            self.config.n_embd,
+            self.config.block_size,
+        )
+    }
+
+    /// Logits `[1, t, vocab]` for the next `t` tokens `ids` (`[1, t]`), in
+    /// inference, given the positions already in `cache` (which grows by `t`).
+    pub fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if b != 1 {
+            return Err(Error::Invalid(format!(
+                "the KV cache serves one sequence, not {b}"
+            )));
+        }
+        let start = cache.reserve(t)?;
+        let tok =
+            self.wte
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((1, t, self.config.n_embd))?;
+        let mut x = tok.broadcast_add(&self.wpe.narrow(0, start, t)?)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward_cached(&x, cache.layer_mut(i))?;
+        }
+        cache.advance(t);
+        let x = self.ln_f.forward(&x)?;
         let no_bias = Tensor::zeros(self.config.vocab_size, x.dtype(), x.device())?;
         Ok(linear(&x, &self.wte, &no_bias, WeightLayout::OutIn, false)?)
     }

@@ -2,8 +2,9 @@
 //! GPT-2's fused `c_attn` projection to queries, keys and values; the
 //! attention itself is seer's fused kernel.
 
+use super::LayerCache;
 use super::{Init, Linear, Mode, ParamBuilder};
-use crate::kernels::{attention, AttentionSpec};
+use crate::kernels::{attention, attention_cached, AttentionSpec};
 use crate::{Error, Result};
 use candle_core::Tensor;
 
@@ -57,5 +58,28 @@ impl SelfAttention {
         };
         let y = attention(&qkv, spec)?;
         mode.dropout(&self.c_proj.forward(&y)?, self.dropout)
+    }
+
+    /// Attention for `x` (`[1, t, dim]`, the next `t` positions) against the
+    /// positions in `cache`, to which their keys and values are appended.
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
+        let qkv = self.c_attn.forward(x)?;
+        let c = qkv.dim(2)? / 3;
+        let rows: Vec<f32> = qkv
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1()?;
+        for row in rows.chunks(3 * c) {
+            cache.keys.extend_from_slice(&row[c..2 * c]);
+            cache.values.extend_from_slice(&row[2 * c..]);
+        }
+        let spec = AttentionSpec {
+            n_head: self.n_head,
+            causal: self.causal,
+            dropout: 0.0,
+            seed: 0,
+        };
+        let y = attention_cached(&qkv, &cache.keys, &cache.values, spec)?;
+        self.c_proj.forward(&y)
     }
 }

@@ -1,6 +1,6 @@
 //! The pre-LayerNorm Transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 
-use super::{Init, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention};
+use super::{Init, LayerCache, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -62,5 +62,12 @@ impl Block {
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mode)?)?;
         Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, mode)?)?)
+    }
+
+    /// Applies the block to the next positions `x` (`[1, t, dim]`) in
+    /// inference, attending to and extending `cache`.
+    pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
+        let x = (x + self.attn.forward_cached(&self.ln_1.forward(x)?, cache)?)?;
+        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, &mut Mode::Eval)?)?)
     }
 }
