@@ -31,4 +31,9 @@ mkdir -p "$FIX/gpt_tiny"
 "$SEER" train --data "$WORK/gptdata" --preset tiny --max-iters 3 -o "$WORK/run" --quiet > /dev/null
 cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 "$PYTHON" scripts/reference/gpt_parity.py "$FIX/gpt_tiny"
+
+
+# A Hugging Face GPT-2 folder (random weights, vocab.json + merges.txt) with
+# transformers' logits and greedy continuation.
+"$PYTHON" scripts/reference/hf_gpt2_parity.py "$FIX/hf_gpt2" "$WORK/corpus.txt"
 echo "fixtures written to $FIX"

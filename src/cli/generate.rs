@@ -59,7 +59,8 @@ pub struct Args {
     /// The prompt to continue (empty: start from nothing).
     #[arg(default_value = "")]
     prompt: String,
-    /// Model folder (config.json, model.safetensors, tokenizer.json), e.g. a run folder.
+    /// Model folder: config.json, model.safetensors and tokenizer.json (or GPT-2's
+    /// vocab.json + merges.txt), e.g. a run folder or a Hugging Face GPT-2 checkpoint.
     #[arg(short, long)]
     model: PathBuf,
     /// Tokens to generate.
@@ -95,7 +96,7 @@ struct JsonSample<'a> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
     let model = Gpt::load(&args.model, candle_core::DType::F32, &device)?;
-    let tokenizer = Tokenizer::load(&args.model.join("tokenizer.json"))?;
+    let tokenizer = Tokenizer::load_model_dir(&args.model)?;
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
         stop: args.stop.clone(),

@@ -90,6 +90,38 @@ impl Tokenizer {
         Self::from_inner(inner)
     }
 
+    /// The tokenizer of a model folder: its `tokenizer.json`, or else GPT-2's
+    /// `vocab.json` + `merges.txt` (byte-level BPE, `<|endoftext|>` special).
+    pub fn load_model_dir(dir: &Path) -> Result<Self> {
+        let json = dir.join("tokenizer.json");
+        if json.exists() {
+            return Self::load(&json);
+        }
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        if !(vocab.exists() && merges.exists()) {
+            return Err(Error::bad_file(
+                dir,
+                "holds no tokenizer: add tokenizer.json, or GPT-2's vocab.json and merges.txt",
+            ));
+        }
+        let (vocab_path, merges_path) = (vocab.to_string_lossy(), merges.to_string_lossy());
+        let model = tokenizers::models::bpe::BPE::from_file(&vocab_path, &merges_path)
+            .build()
+            .map_err(|e| {
+                Error::bad_file(&vocab, format!("cannot read vocab.json + merges.txt: {e}"))
+            })?;
+        let mut inner = tokenizers::Tokenizer::new(model);
+        let byte_level = tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true);
+        inner.with_pre_tokenizer(Some(byte_level));
+        inner.with_decoder(Some(byte_level));
+        if inner.token_to_id(END_OF_TEXT).is_some() {
+            inner
+                .add_special_tokens([tokenizers::AddedToken::from(END_OF_TEXT, true)])
+                .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        }
+        Self::from_inner(inner)
+    }
+
     /// Saves as `tokenizer.json` (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let json = self
