@@ -22,6 +22,30 @@ fn seer(args: &[&str]) -> Output {
     }
 }
 
+/// Runs `seer` with `input` on its standard input.
+fn seer_with_input(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seer"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Runs `seer` and asserts a clean one-line failure whose message holds every `needles`.
 fn fails(args: &[&str], needles: &[&str]) {
     let out = seer(args);
@@ -159,6 +183,44 @@ fn prepare_train_generate_end_to_end() {
         format!("ROMEO:{text}\n"),
         "streamed text equals the JSON text"
     );
+
+    // Chat with piped input: commands, turns, a full window, saving.
+    let saved = dir.path().join("chat.json");
+    let script = format!(
+        "/set temperature 0\n/set max_tokens 8\nhi\n/history\n/set bogus 1\nyo\nok\n/save {}\n/reset\n/history\nthis message is far too long for the tiny context\n/quit\nnever read\n",
+        saved.display()
+    );
+    let out = seer_with_input(&["chat", "--model", &run], &script);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // Three replies, and one "Assistant" line in /history.
+    assert_eq!(
+        out.stdout.matches("Assistant:").count(),
+        3 + 1,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("(temperature = 0)") && out.stdout.contains("User: hi"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stderr
+            .contains("does not fit the model's context of 32 tokens"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("unknown setting 'bogus'"),
+        "{}",
+        out.stderr
+    );
+    // The tiny model's context is 32 characters: three turns do not fit.
+    assert!(out.stderr.contains("dropped the"), "{}", out.stderr);
+    let turns: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
+    assert_eq!(turns.last().unwrap()["role"], "assistant");
+    assert!(out.stdout.contains("(conversation cleared)"));
 
     // Bad input around an existing run.
     fails(

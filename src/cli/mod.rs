@@ -1,6 +1,7 @@
 //! The command line: one file per command.
 
 mod bench;
+mod chat;
 mod demo;
 mod generate;
 mod prepare;
@@ -28,6 +29,8 @@ enum Command {
     Train(Box<train::Args>),
     /// Generate text from a trained model, streamed as it is produced.
     Generate(generate::Args),
+    /// Chat with a model: the conversation so far is its context.
+    Chat(chat::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
     Bench(bench::Args),
     /// Train a small character GPT on the built-in Shakespeare and sample from it.
@@ -41,6 +44,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Prepare(args) => prepare::run(args),
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(args),
+        Command::Chat(args) => chat::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }

@@ -1,11 +1,14 @@
 //! Text generation: choosing the next token from the model's logits, the
 //! loop that chains those choices into text, and the stream that shows the
-//! text as it forms (whole characters only, cut at stop sequences).
+//! text as it forms (whole characters only, cut at stop sequences), and the
+//! conversation that `seer chat` keeps as context.
 
+mod chat;
 mod sampler;
 mod stream;
 mod text;
 
+pub use chat::{Conversation, Role, Turn, REPLY_STOP};
 pub use sampler::{Sampler, SamplingParams};
 pub use stream::{TextStream, Update};
 pub use text::{generate, Event, FinishReason, GenerateOptions, Generation};
