@@ -1,6 +1,7 @@
 //! `seer bench train`: training speed of a preset on random tokens.
 
 use seer::device::parse_device;
+use seer::generate::{bench_generate, copy_bandwidth};
 use seer::train::{bench_train, matmul_peak_gflops, TrainConfig};
 use std::process::ExitCode;
 
@@ -33,19 +34,83 @@ enum What {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
+    /// Generation tokens/s (prompt processing and new tokens, separately), on random weights.
+    Generate {
+        /// Preset whose model shape to time.
+        #[arg(long, default_value = "gpt2-small")]
+        preset: String,
+        /// Vocabulary size (50257 is GPT-2's).
+        #[arg(long, default_value_t = 50257)]
+        vocab_size: usize,
+        /// Prompt length in tokens.
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 256)]
+        new_tokens: usize,
+        /// Feed the whole context every step instead of using the KV cache.
+        #[arg(long)]
+        no_cache: bool,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let What::Train {
-        preset,
-        batch_size,
-        vocab_size,
-        warmup,
-        iters,
-        device,
-    } = args.what;
-    let device = parse_device(&device)?;
-    let mut config = TrainConfig::preset(&preset)?;
+    match args.what {
+        What::Train {
+            preset,
+            batch_size,
+            vocab_size,
+            warmup,
+            iters,
+            device,
+        } => train(&preset, batch_size, vocab_size, warmup, iters, &device),
+        What::Generate {
+            preset,
+            vocab_size,
+            prompt_tokens,
+            new_tokens,
+            no_cache,
+        } => {
+            let config = TrainConfig::preset(&preset)?.model(vocab_size);
+            let report = bench_generate(&config, prompt_tokens, new_tokens, !no_cache)?;
+            let bandwidth = copy_bandwidth(1 << 28, 5);
+            let bound = bandwidth / report.weight_bytes as f64;
+            println!(
+                "preset {preset}: {} layers, {} wide, vocab {vocab_size}; prompt {prompt_tokens} tokens, {new_tokens} new, KV cache {}",
+                config.n_layer,
+                config.n_embd,
+                if no_cache { "off" } else { "on" }
+            );
+            println!(
+                "prompt processing: {:.1} tokens/s",
+                report.prompt_tokens_per_s
+            );
+            println!("generation: {:.2} tokens/s", report.tokens_per_s);
+            println!(
+                "weights read per token: {:.1} MB; memory bandwidth (copy, read + write) {:.1} GB/s; bound {:.1} tokens/s ({:.0}% reached)",
+                report.weight_bytes as f64 / 1e6,
+                bandwidth / 1e9,
+                bound,
+                100.0 * report.tokens_per_s / bound
+            );
+            if let Some(rss) = report.peak_rss {
+                println!("peak memory: {:.0} MiB", rss as f64 / (1 << 20) as f64);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn train(
+    preset: &str,
+    batch_size: Option<usize>,
+    vocab_size: usize,
+    warmup: usize,
+    iters: usize,
+    device: &str,
+) -> anyhow::Result<ExitCode> {
+    let device = parse_device(device)?;
+    let mut config = TrainConfig::preset(preset)?;
     if let Some(b) = batch_size {
         config.batch_size = b;
     }

@@ -3,11 +3,13 @@
 //! text as it forms (whole characters only, cut at stop sequences), and the
 //! conversation that `seer chat` keeps as context.
 
+mod bench;
 mod chat;
 mod sampler;
 mod stream;
 mod text;
 
+pub use bench::{bench_generate, copy_bandwidth, GenerateBench};
 pub use chat::{Conversation, Role, Turn, REPLY_STOP};
 pub use sampler::{Sampler, SamplingParams};
 pub use stream::{TextStream, Update};

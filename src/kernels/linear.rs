@@ -7,8 +7,8 @@
 //! `db = Σ du` with two `gemm` calls and one reduction, where `du` is `dy`
 //! times GELU's slope at the saved pre-activation.
 
-use super::math::{gelu, gelu_grad};
-use super::{contiguous, gemm_rows_parallel, tensor_from, with_float, with_slice, Float};
+use super::math::{self, gelu, gelu_grad};
+use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 use num_traits::{One, Zero};
@@ -98,10 +98,14 @@ impl CustomOp3 for Linear {
             for _ in 0..n {
                 y.extend_from_slice(b);
             }
-            let (w_strides, _) = self.strides(d_in, d_out);
-            // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
-            unsafe {
-                gemm_rows_parallel(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one());
+            if n <= GEMV_ROWS && self.layout == WeightLayout::OutIn {
+                gemv_out_in(x, w, d_in, &mut y);
+            } else {
+                let (w_strides, _) = self.strides(d_in, d_out);
+                // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
+                unsafe {
+                    gemm_parallel(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one());
+                }
             }
             let y = if self.gelu {
                 // y holds the pre-activation, kept for the backward pass.
@@ -151,6 +155,40 @@ impl CustomOp3 for Linear {
                 })
             })
         })
+    }
+}
+
+/// Inputs with at most this many rows (generation: one token at a time) use
+/// `gemv_out_in` for `[out, in]` weights.
+const GEMV_ROWS: usize = 4;
+
+/// Outputs per parallel task in `gemv_out_in`.
+const GEMV_COLUMNS: usize = 256;
+
+/// `y += x · Wᵀ` for a few rows `x` (`rows × d_in`) and W laid out
+/// `[out, in]` (the output layer): each output is a dot product with a
+/// contiguous row of W, so the weights stream through once. Measured on
+/// GPT-2 small's output layer, faster than `gemm`, which packs W first; for
+/// `[in, out]` weights `gemm` stays faster.
+fn gemv_out_in<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
+    let rows = x.len() / d_in;
+    let d_out = y.len() / rows;
+    let mut dots = vec![T::zero(); d_out * rows];
+    dots.par_chunks_mut(GEMV_COLUMNS * rows)
+        .enumerate()
+        .for_each(|(blk, chunk)| {
+            for (j, out) in chunk.chunks_mut(rows).enumerate() {
+                let o = blk * GEMV_COLUMNS + j;
+                let w_row = &w[o * d_in..(o + 1) * d_in];
+                for (r, v) in out.iter_mut().enumerate() {
+                    *v = math::dot(w_row, &x[r * d_in..(r + 1) * d_in]);
+                }
+            }
+        });
+    for (o, values) in dots.chunks(rows).enumerate() {
+        for (r, &v) in values.iter().enumerate() {
+            y[r * d_out + o] += v;
+        }
     }
 }
 
@@ -206,7 +244,7 @@ impl Linear {
         let (_, wt) = self.strides(d_in, d_out);
         // SAFETY: shapes match the forward pass; dx and dw are fresh buffers.
         unsafe {
-            gemm_rows_parallel(
+            gemm_parallel(
                 n,
                 d_in,
                 d_out,
@@ -217,7 +255,7 @@ impl Linear {
                 T::one(),
             );
             match self.layout {
-                WeightLayout::InOut => gemm_rows_parallel(
+                WeightLayout::InOut => gemm_parallel(
                     d_in,
                     d_out,
                     n,
@@ -227,7 +265,7 @@ impl Linear {
                     (du.as_ptr(), d_out, 1),
                     T::one(),
                 ),
-                WeightLayout::OutIn => gemm_rows_parallel(
+                WeightLayout::OutIn => gemm_parallel(
                     d_out,
                     d_in,
                     n,

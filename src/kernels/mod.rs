@@ -167,16 +167,17 @@ impl<T> SharedMut<T> {
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
 
-/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)`, the rows of `dst` split
-/// into one block per thread, each block a single-threaded `gemm`: at the
-/// sizes of a training step this runs about twice as fast on two cores as
-/// `gemm`'s own parallelism, which barely beats one thread there. Every
-/// matrix is given by its pointer, row stride and column stride.
+/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)`, `dst` split into one
+/// block of rows (or, when there are few rows, as in generation, of columns)
+/// per thread, each block a single-threaded `gemm`: at the sizes of a
+/// training step this runs about twice as fast on two cores as `gemm`'s own
+/// parallelism, which barely beats one thread there. Every matrix is given by
+/// its pointer, row stride and column stride.
 ///
 /// # Safety
 /// As for `gemm`.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_rows_parallel<T: Float>(
+unsafe fn gemm_parallel<T: Float>(
     m: usize,
     n: usize,
     k: usize,
@@ -186,32 +187,48 @@ unsafe fn gemm_rows_parallel<T: Float>(
     rhs: (*const T, usize, usize),
     beta: T,
 ) {
-    const MIN_ROWS: usize = 32;
+    const MIN_BLOCK: usize = 32;
+    let by_rows = m >= n.min(2 * MIN_BLOCK);
+    let extent = if by_rows { m } else { n };
     let blocks = rayon::current_num_threads()
-        .min(m.div_ceil(MIN_ROWS))
+        .min(extent.div_ceil(MIN_BLOCK))
         .max(1);
-    let rows = m.div_ceil(blocks);
+    let size = extent.div_ceil(blocks);
     let (dst_ptr, lhs_ptr, rhs_ptr) = (
         SharedMut(dst.0),
         SharedMut(lhs.0 as *mut T),
         SharedMut(rhs.0 as *mut T),
     );
     (0..blocks).into_par_iter().for_each(|i| {
-        let start = i * rows;
-        let count = rows.min(m - start);
-        // SAFETY: blocks write disjoint rows of dst; the caller vouches for the rest.
+        let start = i * size;
+        let count = size.min(extent - start);
+        // SAFETY: blocks write disjoint rows (or columns) of dst; the caller vouches for the rest.
         unsafe {
-            gemm(
-                count,
-                n,
-                k,
-                (dst_ptr.ptr().add(start * dst.1), dst.1, dst.2),
-                accumulate,
-                (lhs_ptr.ptr().add(start * lhs.1), lhs.1, lhs.2),
-                (rhs_ptr.ptr(), rhs.1, rhs.2),
-                beta,
-                1,
-            )
+            if by_rows {
+                gemm(
+                    count,
+                    n,
+                    k,
+                    (dst_ptr.ptr().add(start * dst.1), dst.1, dst.2),
+                    accumulate,
+                    (lhs_ptr.ptr().add(start * lhs.1), lhs.1, lhs.2),
+                    (rhs_ptr.ptr(), rhs.1, rhs.2),
+                    beta,
+                    1,
+                )
+            } else {
+                gemm(
+                    m,
+                    count,
+                    k,
+                    (dst_ptr.ptr().add(start * dst.2), dst.1, dst.2),
+                    accumulate,
+                    (lhs_ptr.ptr(), lhs.1, lhs.2),
+                    (rhs_ptr.ptr().add(start * rhs.2), rhs.1, rhs.2),
+                    beta,
+                    1,
+                )
+            }
         }
     });
 }
