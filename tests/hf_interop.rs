@@ -115,4 +115,61 @@ fn unsupported_configs_and_pickles_are_refused_by_name() {
         .unwrap()
         .to_string();
     assert!(err.contains("vocab.json"), "{err}");
+
+    // A hub name where a folder is expected, a missing config, a wrong shape.
+    let err = Gpt::load(Path::new("gpt2"), DType::F32, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("gpt2") && err.contains("huggingface-cli download"),
+        "{err}"
+    );
+    let missing = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        dir().join("model.safetensors"),
+        missing.path().join("model.safetensors"),
+    )
+    .unwrap();
+    let err = Gpt::load(missing.path(), DType::F32, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("config.json"), "{err}");
+    let mut c = config.clone();
+    c["n_embd"] = serde_json::json!(60);
+    std::fs::write(missing.path().join("config.json"), c.to_string()).unwrap();
+    let err = Gpt::load(missing.path(), DType::F32, &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("model.safetensors") && err.contains("shape"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tokenizer_larger_than_the_model_is_refused() {
+    let model = Gpt::load(&dir(), DType::F32, &Device::Cpu).unwrap();
+    let corpus = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt"),
+    )
+    .unwrap();
+    let big = seer::tokenize::train_bpe(&[corpus[..50_000].to_string()], 400).unwrap();
+    assert!(
+        big.vocab_size() > model.config().vocab_size,
+        "{}",
+        big.vocab_size()
+    );
+    let mut sampler = Sampler::new(SamplingParams::default()).unwrap();
+    let options = GenerateOptions {
+        max_tokens: 3,
+        stop: Vec::new(),
+    };
+    let err = generate(&model, &big, "hi", &options, &mut sampler, |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("does not belong to this model"), "{err}");
 }

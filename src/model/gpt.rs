@@ -66,6 +66,13 @@ impl Gpt {
 
     /// Loads a model folder: `config.json` and `model.safetensors`.
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::bad_file(
+                dir,
+                "no such model folder; seer does not download from the Hugging Face hub: fetch a GPT-2 \
+                 checkpoint with `huggingface-cli download gpt2 --local-dir DIR` and pass DIR",
+            ));
+        }
         if dir.join("pytorch_model.bin").exists() && !dir.join("model.safetensors").exists() {
             return Err(Error::bad_file(
                 dir.join("pytorch_model.bin"),
