@@ -7,6 +7,7 @@ mod generate;
 mod prepare;
 mod train;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -37,9 +38,28 @@ enum Command {
     Demo(demo::Args),
 }
 
-/// Parses the command line and runs the command.
+/// Parses the command line and runs the command. A mistake on the command
+/// line is reported in one line (`--help` shows the usage) with exit code 2.
 pub fn run() -> anyhow::Result<ExitCode> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let message = e.to_string();
+            let first = message.lines().next().unwrap_or_default();
+            eprintln!("{first} (see --help)");
+            return Ok(ExitCode::from(2));
+        }
+    };
     match cli.command {
         Command::Prepare(args) => prepare::run(args),
         Command::Train(args) => train::run(*args),
