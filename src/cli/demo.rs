@@ -19,8 +19,8 @@ pub struct Args {
     /// Folder for the demo's data and model.
     #[arg(short, long, default_value = "runs/demo")]
     out: PathBuf,
-    /// Training steps (the shakespeare-char-cpu preset runs 2000).
-    #[arg(long, default_value_t = 1000)]
+    /// Training steps (2000: the whole shakespeare-char-cpu preset).
+    #[arg(long, default_value_t = 2000)]
     iters: u64,
     /// Seed of training and sampling.
     #[arg(long, default_value_t = 1337)]
