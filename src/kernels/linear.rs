@@ -98,8 +98,11 @@ impl CustomOp3 for Linear {
             for _ in 0..n {
                 y.extend_from_slice(b);
             }
-            if n <= GEMV_ROWS && self.layout == WeightLayout::OutIn {
-                gemv_out_in(x, w, d_in, &mut y);
+            if n <= GEMV_ROWS {
+                match self.layout {
+                    WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
+                    WeightLayout::InOut => gemv_in_out(x, w, d_in, &mut y),
+                }
             } else {
                 let (w_strides, _) = self.strides(d_in, d_out);
                 // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
@@ -158,8 +161,9 @@ impl CustomOp3 for Linear {
     }
 }
 
-/// Inputs with at most this many rows (generation: one token at a time) use
-/// `gemv_out_in` for `[out, in]` weights.
+/// Inputs with at most this many rows (generation: one token at a time)
+/// stream the weights once (`gemv_in_out`, `gemv_out_in`) instead of going
+/// through `gemm`, which packs them first.
 const GEMV_ROWS: usize = 4;
 
 /// Outputs per parallel task in `gemv_out_in`.
@@ -167,9 +171,7 @@ const GEMV_COLUMNS: usize = 256;
 
 /// `y += x · Wᵀ` for a few rows `x` (`rows × d_in`) and W laid out
 /// `[out, in]` (the output layer): each output is a dot product with a
-/// contiguous row of W, so the weights stream through once. Measured on
-/// GPT-2 small's output layer, faster than `gemm`, which packs W first; for
-/// `[in, out]` weights `gemm` stays faster.
+/// contiguous row of W, so the weights stream through once.
 fn gemv_out_in<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
     let rows = x.len() / d_in;
     let d_out = y.len() / rows;
@@ -189,6 +191,35 @@ fn gemv_out_in<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
         for (r, &v) in values.iter().enumerate() {
             y[r * d_out + o] += v;
         }
+    }
+}
+
+/// `y += x · W` for a few rows `x` (`rows × d_in`) and W laid out
+/// `[in, out]`: each thread streams a contiguous band of W's rows into its
+/// own partial sums of the whole output, and the bands are added at the end.
+fn gemv_in_out<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
+    let rows = x.len() / d_in;
+    let d_out = y.len() / rows;
+    let bands = rayon::current_num_threads().min(d_in).max(1);
+    let band = d_in.div_ceil(bands);
+    let partials: Vec<Vec<T>> = (0..bands)
+        .into_par_iter()
+        .map(|b| {
+            let mut acc = vec![T::zero(); rows * d_out];
+            for i in b * band..((b + 1) * band).min(d_in) {
+                let w_row = &w[i * d_out..(i + 1) * d_out];
+                for r in 0..rows {
+                    let xi = x[r * d_in + i];
+                    for (a, &wv) in acc[r * d_out..(r + 1) * d_out].iter_mut().zip(w_row) {
+                        *a += xi * wv;
+                    }
+                }
+            }
+            acc
+        })
+        .collect();
+    for partial in partials {
+        y.iter_mut().zip(partial).for_each(|(yv, p)| *yv += p);
     }
 }
 
