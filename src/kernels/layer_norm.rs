@@ -1,7 +1,7 @@
 //! LayerNorm over the last dimension with weight and bias, one pass forward
 //! and one backward (rows in parallel), the row statistics kept in between.
 
-use super::{contiguous, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, math, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -70,11 +70,12 @@ impl CustomOp3 for LayerNorm {
                 .for_each(|((y, x), stats)| {
                     for ((y, x), stat) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats) {
                         let n = T::from_f64(c as f64);
-                        let mean = x.iter().copied().sum::<T>() / n;
-                        let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<T>() / n;
-                        let rstd = T::one() / (var + eps).sqrt();
-                        for i in 0..c {
-                            y[i] = (x[i] - mean) * rstd * w[i] + b[i];
+                        let mean = math::sum(x) / n;
+                        // y holds the centred row first.
+                        y.iter_mut().zip(x).for_each(|(y, &v)| *y = v - mean);
+                        let rstd = T::one() / (math::dot(y, y) / n + eps).sqrt();
+                        for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
+                            *y = *y * rstd * w + b;
                         }
                         *stat = (mean.to_f64(), rstd.to_f64());
                     }
@@ -128,6 +129,7 @@ fn backward<T: Float>(
             || (vec![T::zero(); c], vec![T::zero(); c]),
             |(mut dw, mut db), (((dx, x), dy), stats)| {
                 let n = T::from_f64(c as f64);
+                let mut g = vec![T::zero(); c];
                 for (((dx, x), dy), &(mean, rstd)) in dx
                     .chunks_mut(c)
                     .zip(x.chunks(c))
@@ -135,21 +137,23 @@ fn backward<T: Float>(
                     .zip(stats)
                 {
                     let (mean, rstd) = (T::from_f64(mean), T::from_f64(rstd));
-                    let mut sum_g = T::zero();
-                    let mut sum_gx = T::zero();
-                    for i in 0..c {
-                        let xhat = (x[i] - mean) * rstd;
-                        let g = dy[i] * w[i];
-                        sum_g += g;
-                        sum_gx += g * xhat;
-                        dw[i] += dy[i] * xhat;
-                        db[i] += dy[i];
-                    }
-                    let (mean_g, mean_gx) = (sum_g / n, sum_gx / n);
-                    for i in 0..c {
-                        let xhat = (x[i] - mean) * rstd;
-                        dx[i] = (dy[i] * w[i] - mean_g - xhat * mean_gx) * rstd;
-                    }
+                    // dx holds x̂ first, g the gradient with respect to x̂.
+                    dx.iter_mut()
+                        .zip(x)
+                        .for_each(|(d, &v)| *d = (v - mean) * rstd);
+                    g.iter_mut()
+                        .zip(dy)
+                        .zip(w)
+                        .for_each(|((g, &dy), &w)| *g = dy * w);
+                    dw.iter_mut()
+                        .zip(dy)
+                        .zip(dx.iter())
+                        .for_each(|((dw, &dy), &xh)| *dw += dy * xh);
+                    db.iter_mut().zip(dy).for_each(|(db, &dy)| *db += dy);
+                    let (mean_g, mean_gx) = (math::sum(&g) / n, math::dot(&g, dx) / n);
+                    dx.iter_mut()
+                        .zip(&g)
+                        .for_each(|(d, &g)| *d = (g - mean_g - *d * mean_gx) * rstd);
                 }
                 (dw, db)
             },

@@ -8,7 +8,7 @@
 //! times GELU's slope at the saved pre-activation.
 
 use super::math::{self, gelu, gelu_grad};
-use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, written, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 use num_traits::{One, Zero};
@@ -270,27 +270,30 @@ impl Linear {
                     a
                 },
             );
-        let mut dx = vec![T::zero(); x.len()];
-        let mut dw = vec![T::zero(); w.len()];
         let (_, wt) = self.strides(d_in, d_out);
-        // SAFETY: shapes match the forward pass; dx and dw are fresh buffers.
-        unsafe {
-            gemm_parallel(
-                n,
-                d_in,
-                d_out,
-                (dx.as_mut_ptr(), d_in, 1),
-                false,
-                (du.as_ptr(), d_out, 1),
-                (w.as_ptr(), wt.0, wt.1),
-                T::one(),
-            );
-            match self.layout {
+        // SAFETY: shapes match the forward pass; each product writes every
+        // element of its fresh buffer (accumulate = false).
+        let dx = unsafe {
+            written(x.len(), |dx| {
+                gemm_parallel(
+                    n,
+                    d_in,
+                    d_out,
+                    (dx, d_in, 1),
+                    false,
+                    (du.as_ptr(), d_out, 1),
+                    (w.as_ptr(), wt.0, wt.1),
+                    T::one(),
+                )
+            })
+        };
+        let dw = unsafe {
+            written(w.len(), |dw| match self.layout {
                 WeightLayout::InOut => gemm_parallel(
                     d_in,
                     d_out,
                     n,
-                    (dw.as_mut_ptr(), d_out, 1),
+                    (dw, d_out, 1),
                     false,
                     (x.as_ptr(), 1, d_in),
                     (du.as_ptr(), d_out, 1),
@@ -300,14 +303,14 @@ impl Linear {
                     d_out,
                     d_in,
                     n,
-                    (dw.as_mut_ptr(), d_in, 1),
+                    (dw, d_in, 1),
                     false,
                     (du.as_ptr(), 1, d_out),
                     (x.as_ptr(), d_in, 1),
                     T::one(),
                 ),
-            }
-        }
+            })
+        };
         (dx, dw, db)
     }
 }

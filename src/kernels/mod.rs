@@ -120,6 +120,18 @@ fn with_slice<T: Float, R>(
     }
 }
 
+/// A vector of `len` elements, every one of them written by `fill` through
+/// the pointer it is given (no zeroing first).
+///
+/// # Safety
+/// `fill` must write all `len` elements, and read none before writing it.
+unsafe fn written<T: Float>(len: usize, fill: impl FnOnce(*mut T)) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    fill(v.as_mut_ptr());
+    v.set_len(len);
+    v
+}
+
 /// A tensor of `shape` on the CPU holding `values`.
 fn tensor_from<T: Float>(values: Vec<T>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
     Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
