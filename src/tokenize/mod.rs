@@ -15,7 +15,6 @@ use crate::{Error, Result};
 use std::collections::HashSet;
 use std::path::Path;
 use tokenizers::decoders::DecoderWrapper;
-use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 
 /// The end-of-text token that separates documents in BPE corpora.
 pub const END_OF_TEXT: &str = "<|endoftext|>";
@@ -54,11 +53,12 @@ pub struct Tokenizer {
 
 impl Tokenizer {
     pub(crate) fn from_inner(inner: tokenizers::Tokenizer) -> Result<Self> {
-        let byte_level = matches!(
-            inner.get_pre_tokenizer(),
-            Some(PreTokenizerWrapper::ByteLevel(_))
-        ) || matches!(inner.get_decoder(), Some(DecoderWrapper::ByteLevel(_)));
-        let (kind, alphabet) = if byte_level {
+        // seer's character tokenizers are the ones that fuse their tokens back
+        // without a pre-tokenizer; anything else (byte-level BPE, or another
+        // tokenizer.json) is treated as BPE, with no alphabet check.
+        let char_level = inner.get_pre_tokenizer().is_none()
+            && matches!(inner.get_decoder(), Some(DecoderWrapper::Fuse(_)));
+        let (kind, alphabet) = if !char_level {
             (TokenizerKind::Bpe, None)
         } else {
             let alphabet = inner
