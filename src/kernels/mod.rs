@@ -200,7 +200,7 @@ unsafe fn gemm_parallel<T: Float>(
     beta: T,
 ) {
     const MIN_BLOCK: usize = 32;
-    let by_rows = m >= n.min(2 * MIN_BLOCK);
+    let by_rows = m >= n;
     let extent = if by_rows { m } else { n };
     let blocks = rayon::current_num_threads()
         .min(extent.div_ceil(MIN_BLOCK))

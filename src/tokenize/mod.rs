@@ -25,7 +25,7 @@ pub const END_OF_TEXT: &str = "<|endoftext|>";
 pub enum TokenizerKind {
     /// One token per character.
     Char,
-    /// Byte-level BPE.
+    /// Byte-level BPE (or any other `tokenizer.json` that is not seer's char kind).
     Bpe,
 }
 
