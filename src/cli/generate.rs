@@ -66,7 +66,8 @@ pub struct Args {
     /// Tokens to generate.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
-    /// Stop when the text contains this (repeat for several); it is left out.
+    /// Stop when the text contains this (repeat for several; `\n`, `\t` and `\\`
+    /// are read as escapes); it is left out.
     #[arg(long)]
     stop: Vec<String>,
     /// Independent samples (seeds SEED, SEED+1, ...).
@@ -93,13 +94,33 @@ struct JsonSample<'a> {
     completion_tokens: usize,
 }
 
+/// `s` with `\n`, `\t` and `\\` turned into newline, tab and backslash.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, chars.clone().next()) {
+            ('\\', Some('n')) => out.push('\n'),
+            ('\\', Some('t')) => out.push('\t'),
+            ('\\', Some('\\')) => out.push('\\'),
+            _ => {
+                out.push(c);
+                continue;
+            }
+        }
+        chars.next();
+    }
+    out
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
     let model = Gpt::load(&args.model, candle_core::DType::F32, &device)?;
     let tokenizer = Tokenizer::load_model_dir(&args.model)?;
+    let stop = args.stop.iter().map(|s| unescape(s)).collect();
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
-        stop: args.stop.clone(),
+        stop,
     };
     let mut stdout = std::io::stdout().lock();
     for index in 0..args.num_samples {
@@ -142,4 +163,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unescape;
+
+    #[test]
+    fn stop_sequences_read_escapes() {
+        assert_eq!(unescape(r"\n\n"), "\n\n");
+        assert_eq!(unescape(r"a\tb\\n"), "a\tb\\n");
+        assert_eq!(unescape(r"end\"), "end\\");
+        assert_eq!(unescape("plain"), "plain");
+    }
 }
