@@ -5,7 +5,7 @@
 
 use super::generate::SamplingArgs;
 use seer::device::parse_device;
-use seer::generate::{generate, Conversation, Event, GenerateOptions, Role, Sampler, REPLY_STOP};
+use seer::generate::{generate, Conversation, GenerateOptions, Role, Sampler, REPLY_STOP};
 use seer::model::Gpt;
 use seer::tokenize::Tokenizer;
 use std::io::{BufRead, Write};
@@ -154,12 +154,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             &prompt,
             &options,
             &mut sampler,
-            |event| {
-                if let Event::Text(piece) = event {
-                    let _ = write!(stdout, "{piece}");
-                    let _ = stdout.flush();
-                }
-            },
+            super::stream_text(&mut stdout),
         )?;
         writeln!(stdout)?;
         conversation.push(Role::Assistant, &reply.text);

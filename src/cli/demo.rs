@@ -3,7 +3,7 @@
 //! falls as you watch), then sample Shakespeare from it.
 
 use seer::data::{prepare, PrepareOptions};
-use seer::generate::{generate, Event, GenerateOptions, Sampler, SamplingParams};
+use seer::generate::{generate, GenerateOptions, Sampler, SamplingParams};
 use seer::tokenize::TokenizerKind;
 use seer::train::{train, TrainConfig, TrainOptions, TrainOutcome};
 use std::io::Write;
@@ -107,12 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "ROMEO:",
         &options,
         &mut sampler,
-        |event| {
-            if let Event::Text(piece) = event {
-                let _ = write!(stdout, "{piece}");
-                let _ = stdout.flush();
-            }
-        },
+        super::stream_text(&mut stdout),
     )?;
     writeln!(
         stdout,

@@ -38,6 +38,18 @@ enum Command {
     Demo(demo::Args),
 }
 
+/// Writes each piece of generated text to `out` as it arrives (the
+/// streaming of `generate`, `chat` and `demo`).
+fn stream_text(out: &mut impl std::io::Write) -> impl FnMut(seer::generate::Event) + '_ {
+    move |event| {
+        if let seer::generate::Event::Text(piece) = event {
+            // A closed stdout only loses the echo; generation goes on.
+            let _ = write!(out, "{piece}");
+            let _ = out.flush();
+        }
+    }
+}
+
 /// Parses the command line and runs the command. A mistake on the command
 /// line is reported in one line (`--help` shows the usage) with exit code 2.
 pub fn run() -> anyhow::Result<ExitCode> {
