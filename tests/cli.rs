@@ -366,40 +366,25 @@ fn training_problems_are_reported() {
         &["nowhere", "meta.json"],
     );
 
+    let small_block = [
+        "train",
+        "--data",
+        &data,
+        "--preset",
+        "tiny",
+        "--block-size",
+        "8",
+        "-o",
+        &run,
+    ];
     let shard = dir.path().join("data/train.bin");
     let bytes = std::fs::read(&shard).unwrap();
     std::fs::write(&shard, &bytes[..bytes.len() - 1]).unwrap();
-    fails(
-        &[
-            "train",
-            "--data",
-            &data,
-            "--preset",
-            "tiny",
-            "--block-size",
-            "8",
-            "-o",
-            &run,
-        ],
-        &["train.bin", "truncated"],
-    );
+    fails(&small_block, &["train.bin", "truncated"]);
     let mut bad = bytes.clone();
     bad[0] = b'X';
     std::fs::write(&shard, &bad).unwrap();
-    fails(
-        &[
-            "train",
-            "--data",
-            &data,
-            "--preset",
-            "tiny",
-            "--block-size",
-            "8",
-            "-o",
-            &run,
-        ],
-        &["train.bin", "magic"],
-    );
+    fails(&small_block, &["train.bin", "magic"]);
 }
 
 #[test]

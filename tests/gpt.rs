@@ -1,7 +1,10 @@
 //! The GPT: gradients against finite differences, every parameter trained,
 //! causality, the loss at initialisation, and fitting one batch.
 
+mod common;
+
 use candle_core::{DType, Device, Tensor};
+use common::central_difference;
 use rand::{Rng, SeedableRng};
 use seer::model::{Gpt, GptConfig};
 use seer::nn::Mode;
@@ -64,14 +67,9 @@ fn gradients_match_central_finite_differences_in_f64() {
             (0..12).map(|_| rng.random_range(0..n)).collect()
         };
         for i in picks {
-            let at = |delta: f64| {
-                let mut values = original.clone();
-                values[i] += delta;
-                var.set(&Tensor::from_vec(values, var.shape(), &Device::Cpu).unwrap())
-                    .unwrap();
+            let numeric = central_difference(var, &original, i, eps, || {
                 loss(&model, &x, &y).to_scalar::<f64>().unwrap()
-            };
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            });
             let error =
                 (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-6);
             assert!(

@@ -4,6 +4,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor, Var};
+use common::central_difference;
 use common::composite::{
     composite_adamw, composite_attention, composite_layer_norm, composite_linear,
 };
@@ -78,15 +79,9 @@ fn against_finite_differences(inputs: &[Var], f: impl Fn(&[Tensor]) -> Tensor) {
         let original: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
         let step = (original.len() / 17).max(1);
         for i in (0..original.len()).step_by(step) {
-            let at = |delta: f64| {
-                let mut v = original.clone();
-                v[i] += delta;
-                var.set(&Tensor::from_vec(v, var.shape(), &Device::Cpu).unwrap())
-                    .unwrap();
+            let numeric = central_difference(var, &original, i, 1e-5, || {
                 loss().to_scalar::<f64>().unwrap()
-            };
-            let eps = 1e-5;
-            let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
+            });
             let err = (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-8);
             assert!(
                 err < 1e-6,
