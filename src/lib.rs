@@ -8,6 +8,7 @@
 pub mod atomic;
 pub mod data;
 pub mod device;
+pub mod diffusion;
 pub mod error;
 pub mod generate;
 pub mod kernels;

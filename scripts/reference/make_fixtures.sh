@@ -4,7 +4,7 @@
 # Python reference stack (tokenizers, PyTorch, transformers from PyPI) reads
 # them and records what it computes. The tests themselves never run Python.
 #
-#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy
+#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy diffusers
 #   PYTHON=.venv-ref/bin/python scripts/reference/make_fixtures.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -36,4 +36,6 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 # A Hugging Face GPT-2 folder (random weights, vocab.json + merges.txt) with
 # transformers' logits and greedy continuation.
 "$PYTHON" scripts/reference/hf_gpt2_parity.py "$FIX/hf_gpt2" "$WORK/corpus.txt"
+# Diffusion schedules and DDPM/DDIM steps, as diffusers computes them.
+"$PYTHON" scripts/reference/diffusion_parity.py "$FIX/diffusion"
 echo "fixtures written to $FIX"

@@ -3,6 +3,7 @@
 
 mod batches;
 mod prepare;
+pub mod shapes;
 mod shard;
 
 pub use batches::{mix, Batch, BatchSampler, Split};
