@@ -2,10 +2,11 @@
 
 use image::RgbImage;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use seer::data::shapes::{
-    caption, detect, render, Cell, Colour, Finding, Object, Scene, ShapeKind, Size,
+    detect, render, Cell, Colour, Description, Finding, Item, Object, Relation, Scene, ShapeKind,
+    Size,
 };
 
 fn share_detected(side: u32, noise: f32, seed: u64) -> f64 {
@@ -78,38 +79,109 @@ fn detector_reports_what_is_not_a_shape() {
 }
 
 #[test]
-fn captions_name_every_object_and_true_relations() {
+fn descriptions_are_true_of_their_scenes_and_false_of_others() {
     let mut rng = StdRng::seed_from_u64(3);
     let mut phrasings = std::collections::HashSet::new();
+    let mut rejected = 0;
     for _ in 0..2000 {
         let scene = Scene::sample(&mut rng);
-        let text = caption(&scene, &mut rng);
-        for object in &scene.objects {
-            assert!(text.contains(object.colour.name()), "{text} {scene:?}");
-            assert!(text.contains(object.shape.name()), "{text} {scene:?}");
+        let description = Description::of(&scene, &mut rng);
+        let text = description.text();
+        assert!(description.satisfied_by(&scene.objects), "{text} {scene:?}");
+        let other = Scene::sample(&mut rng);
+        if other.sorted() != scene.sorted() && !description.satisfied_by(&other.objects) {
+            rejected += 1;
         }
-        if let [a, b] = scene.objects.as_slice() {
-            let noun = |o: &Object| format!("{} {}", o.colour.name(), o.shape.name());
-            let (first, second) = if text.find(&noun(a)) <= text.find(&noun(b)) {
-                (a, b)
-            } else {
-                (b, a)
-            };
-            if text.contains("to the left of") {
-                assert!(first.cell.col < second.cell.col, "{text} {scene:?}");
-            }
-            if text.contains("above") {
-                assert!(first.cell.row < second.cell.row, "{text} {scene:?}");
-            }
-        }
-        for word in ["two ", "in the ", "to the left of", "below", " and "] {
+        // One object too many never satisfies a description.
+        let mut more = scene.objects.clone();
+        more.push(Object {
+            cell: Cell { row: 9, col: 9 },
+            ..scene.objects[0]
+        });
+        assert!(!description.satisfied_by(&more), "{text}");
+        for word in [
+            "two ",
+            "three ",
+            "in the ",
+            "to the left of",
+            "below",
+            " and ",
+            "small ",
+        ] {
             if text.contains(word) {
                 phrasings.insert(word);
             }
         }
-        if rng.random_bool(0.01) {
-            eprintln!("{text}");
-        }
     }
-    assert_eq!(phrasings.len(), 5, "{phrasings:?}");
+    assert_eq!(phrasings.len(), 7, "{phrasings:?}");
+    assert!(
+        rejected > 1800,
+        "only {rejected} of 2000 random scenes rejected"
+    );
+}
+
+#[test]
+fn descriptions_judge_colour_binding_and_relations() {
+    let object = |colour, shape, row, col| Object {
+        colour,
+        shape,
+        size: Size::Small,
+        cell: Cell { row, col },
+    };
+    let red_circle_left = object(Colour::Red, ShapeKind::Circle, 1, 0);
+    let blue_square_right = object(Colour::Blue, ShapeKind::Square, 1, 2);
+    let item = |colour, shape| Item {
+        count: 1,
+        colour: Some(colour),
+        shape,
+        size: None,
+        cell: None,
+    };
+    let left_of = Description {
+        items: vec![
+            item(Colour::Red, ShapeKind::Circle),
+            item(Colour::Blue, ShapeKind::Square),
+        ],
+        relation: Some(Relation::LeftOf),
+    };
+    assert_eq!(left_of.text(), "a red circle to the left of a blue square");
+    assert!(left_of.satisfied_by(&[blue_square_right, red_circle_left]));
+    let swapped_places = [
+        Object {
+            cell: Cell { row: 1, col: 2 },
+            ..red_circle_left
+        },
+        Object {
+            cell: Cell { row: 1, col: 0 },
+            ..blue_square_right
+        },
+    ];
+    assert!(!left_of.satisfied_by(&swapped_places));
+    let swapped_colours = [
+        Object {
+            colour: Colour::Blue,
+            ..red_circle_left
+        },
+        Object {
+            colour: Colour::Red,
+            ..blue_square_right
+        },
+    ];
+    assert!(!left_of.satisfied_by(&swapped_colours));
+    let two = Description {
+        items: vec![Item {
+            count: 2,
+            ..item(Colour::Red, ShapeKind::Circle)
+        }],
+        relation: None,
+    };
+    assert_eq!(two.text(), "two red circles");
+    assert!(two.satisfied_by(&[
+        red_circle_left,
+        Object {
+            cell: Cell { row: 0, col: 0 },
+            ..red_circle_left
+        }
+    ]));
+    assert!(!two.satisfied_by(&[red_circle_left]));
 }

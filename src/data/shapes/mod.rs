@@ -1,13 +1,13 @@
 //! The shapes world: procedural scenes of coloured circles, squares and
-//! triangles on a 3×3 grid, the renderer that draws them, the captions that
-//! describe them, and the detector that reads them back out of any picture,
-//! rendered or generated.
+//! triangles on a 3×3 grid, the renderer that draws them, the descriptions
+//! (captions and prompts) that say what they hold, and the detector that
+//! reads them back out of any picture, rendered or generated.
 
-mod caption;
+mod describe;
 mod detect;
 mod render;
 
-pub use caption::caption;
+pub use describe::{caption, Description, Item, Relation};
 pub use detect::{detect, Detection, Finding};
 pub use render::render;
 
