@@ -10,8 +10,8 @@ use common::composite::{
 };
 use common::relative_error as rel;
 use seer::kernels::{
-    adamw_update, attention, cross_entropy, dropout, layer_norm, linear, sum_of_squares, AdamWStep,
-    AttentionSpec, WeightLayout,
+    adamw_update, attention, attention_padded, cross_entropy, dropout, layer_norm, linear,
+    sum_of_squares, AdamWStep, AttentionSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -124,6 +124,35 @@ fn attention_gradients_match_finite_differences() {
     }
     let qkv = randn(&[1, 9, 3 * 8], DType::F64, 4);
     against_finite_differences(&[qkv], |x| attention(&x[0], spec(2, true, 0.3)).unwrap());
+}
+
+#[test]
+fn padded_attention_sees_only_each_items_real_positions() {
+    let qkv = randn(&[2, 70, 3 * 8], DType::F32, 6);
+    let qkv = qkv.as_tensor();
+    for causal in [true, false] {
+        let padded = attention_padded(qkv, spec(2, causal, 0.0), &[23, 70]).unwrap();
+        let short = qkv.narrow(0, 0, 1).unwrap().narrow(1, 0, 23).unwrap();
+        let alone = attention(&short.contiguous().unwrap(), spec(2, causal, 0.0)).unwrap();
+        let head = padded.narrow(0, 0, 1).unwrap().narrow(1, 0, 23).unwrap();
+        assert!(rel(&head, &alone) < 1e-6, "item 0's real positions");
+        let full = attention(
+            &qkv.narrow(0, 1, 1).unwrap().contiguous().unwrap(),
+            spec(2, causal, 0.0),
+        );
+        assert!(
+            rel(&padded.narrow(0, 1, 1).unwrap(), &full.unwrap()) < 1e-6,
+            "item 1 unpadded"
+        );
+    }
+    for causal in [true, false] {
+        let qkv = randn(&[2, 9, 3 * 8], DType::F64, 7);
+        against_finite_differences(&[qkv], |x| {
+            attention_padded(&x[0], spec(2, causal, 0.0), &[4, 9]).unwrap()
+        });
+    }
+    assert!(attention_padded(qkv, spec(2, false, 0.0), &[0, 5]).is_err());
+    assert!(attention_padded(qkv, spec(2, false, 0.0), &[71, 5]).is_err());
 }
 
 #[test]

@@ -37,15 +37,31 @@ pub struct AttentionSpec {
 
 /// Self-attention of `qkv` (`[batch, seq, 3·dim]`) into `[batch, seq, dim]`.
 pub fn attention(qkv: &Tensor, spec: AttentionSpec) -> candle_core::Result<Tensor> {
-    let (_, _, three_c) = qkv.dims3()?;
+    attention_padded(qkv, spec, &[])
+}
+
+/// Self-attention over right-padded sequences: item `b` of the batch has
+/// `lengths[b]` real positions and every query sees only those keys (the
+/// outputs at padding positions are computed but mean nothing). An empty
+/// `lengths` means no padding.
+pub fn attention_padded(
+    qkv: &Tensor,
+    spec: AttentionSpec,
+    lengths: &[usize],
+) -> candle_core::Result<Tensor> {
+    let (b, t, three_c) = qkv.dims3()?;
     if three_c % 3 != 0 || (three_c / 3) % spec.n_head != 0 {
         candle_core::bail!(
             "attention: last dimension {three_c} is not 3 × a multiple of {} heads",
             spec.n_head
         );
     }
+    if !lengths.is_empty() && (lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > t)) {
+        candle_core::bail!("attention: lengths {lengths:?} do not fit a batch of {b} × {t}");
+    }
     qkv.contiguous()?.apply_op1(SelfAttention {
         spec,
+        lengths: lengths.to_vec(),
         lse: Mutex::new(Vec::new()),
     })
 }
@@ -100,13 +116,15 @@ pub fn attention_cached(
             q_stride: 3 * c,
             kv_stride: c,
         };
-        let (y, _) = forward(src, dims, spec);
+        let (y, _) = forward(src, dims, spec, &[]);
         tensor_from(y, (b, t, c))
     })
 }
 
 struct SelfAttention {
     spec: AttentionSpec,
+    /// Real positions of each batch item (empty: all of them).
+    lengths: Vec<usize>,
     /// Log-sum-exp of every score row, `[batch, head, seq]`, saved by the forward pass.
     lse: Mutex<Vec<f64>>,
 }
@@ -142,18 +160,19 @@ impl Dims {
     /// Keys query `i` may see, of the `n` computed for its tile.
     fn valid_keys(&self, causal: bool, i: usize, n: usize) -> usize {
         if causal {
-            self.offset + i + 1
+            (self.offset + i + 1).min(n)
         } else {
             n
         }
     }
 
-    /// Keys visible to the rows of the tile starting at `i0` with `tq` rows.
-    fn keys(&self, causal: bool, i0: usize, tq: usize) -> usize {
+    /// Keys visible to the rows of the tile starting at `i0` with `tq` rows,
+    /// when only the first `limit` keys are real.
+    fn keys(&self, causal: bool, i0: usize, tq: usize, limit: usize) -> usize {
         if causal {
-            self.offset + i0 + tq
+            (self.offset + i0 + tq).min(limit)
         } else {
-            self.tk
+            limit
         }
     }
 }
@@ -171,7 +190,7 @@ impl CustomOp1 for SelfAttention {
         let dims = Dims::of(layout.shape(), self.spec.n_head)?;
         with_float!(storage.dtype(), "attention", T => {
             let qkv = contiguous::<T>(storage, layout, "attention")?;
-            let (y, lse) = forward(Sources::fused(qkv, dims.c), dims, self.spec);
+            let (y, lse) = forward(Sources::fused(qkv, dims.c), dims, self.spec, &self.lengths);
             *self.lse.lock().expect("attention state") = lse;
             Ok((T::to_cpu_storage_owned(y), Shape::from((dims.b, dims.t, dims.c))))
         })
@@ -188,7 +207,7 @@ impl CustomOp1 for SelfAttention {
         with_float!(arg.dtype(), "attention", T => {
             with_slice::<T, _>(arg, "attention", |qkv| {
                 with_slice::<T, _>(grad, "attention", |dy| {
-                    let dqkv = backward(qkv, dy, &lse, dims, self.spec);
+                    let dqkv = backward(qkv, dy, &lse, dims, self.spec, &self.lengths);
                     tensor_from(dqkv, arg.shape().clone()).map(Some)
                 })
             })
@@ -263,8 +282,14 @@ unsafe fn tile_scores<T: Float>(
     );
 }
 
-/// The attention output `[batch, t, dim]` and the log-sum-exp of every score row.
-fn forward<T: Float>(src: Sources<T>, dims: Dims, spec: AttentionSpec) -> (Vec<T>, Vec<f64>) {
+/// The attention output `[batch, t, dim]` and the log-sum-exp of every score
+/// row; batch item `b` sees only its first `lengths[b]` keys (all when empty).
+fn forward<T: Float>(
+    src: Sources<T>,
+    dims: Dims,
+    spec: AttentionSpec,
+    lengths: &[usize],
+) -> (Vec<T>, Vec<f64>) {
     let Dims { b, t, c, h, d, .. } = dims;
     let mut y = vec![T::zero(); b * t * c];
     let mut lse = vec![0.0f64; b * h * t];
@@ -282,7 +307,8 @@ fn forward<T: Float>(src: Sources<T>, dims: Dims, spec: AttentionSpec) -> (Vec<T
                 let y = y_ptr.ptr().add(bi * t * c + hi * d);
                 for i0 in (0..t).step_by(TILE) {
                     let tq = TILE.min(t - i0);
-                    let n = dims.keys(spec.causal, i0, tq);
+                    let limit = lengths.get(bi).copied().unwrap_or(dims.tk);
+                    let n = dims.keys(spec.causal, i0, tq, limit);
                     let s = scores.as_mut_ptr();
                     tile_scores(dims, &src, q, k, i0, tq, n, scale, s);
                     for r in 0..tq {
@@ -325,7 +351,14 @@ fn forward<T: Float>(src: Sources<T>, dims: Dims, spec: AttentionSpec) -> (Vec<T
 }
 
 /// The gradient `[batch, seq, 3·dim]` of self-attention on fused `qkv`.
-fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: AttentionSpec) -> Vec<T> {
+fn backward<T: Float>(
+    qkv: &[T],
+    dy: &[T],
+    lse: &[f64],
+    dims: Dims,
+    spec: AttentionSpec,
+    lengths: &[usize],
+) -> Vec<T> {
     let Dims { b, t, c, h, d, .. } = dims;
     let src = Sources::fused(qkv, c);
     let mut dqkv = vec![T::zero(); b * t * 3 * c];
@@ -353,7 +386,8 @@ fn backward<T: Float>(qkv: &[T], dy: &[T], lse: &[f64], dims: Dims, spec: Attent
                 let dy = dy.as_ptr().add(bi * t * c + hi * d);
                 for i0 in (0..t).step_by(TILE) {
                     let tq = TILE.min(t - i0);
-                    let n = dims.keys(spec.causal, i0, tq);
+                    let limit = lengths.get(bi).copied().unwrap_or(t);
+                    let n = dims.keys(spec.causal, i0, tq, limit);
                     let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
                     // Probabilities of the tile, from the saved log-sum-exp.
                     tile_scores(dims, &src, q, k, i0, tq, n, scale, p);

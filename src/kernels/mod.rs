@@ -25,7 +25,7 @@ mod linear;
 mod math;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
-pub use attention::{attention, attention_cached, AttentionSpec};
+pub use attention::{attention, attention_cached, attention_padded, AttentionSpec};
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
 pub use layer_norm::layer_norm;
