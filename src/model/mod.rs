@@ -1,7 +1,16 @@
-//! The models seer trains and runs, and their configs.
+//! The models seer trains and runs, and their configs: the GPT, CLIP's text
+//! and image encoders, and the diffusion Transformer.
 
+mod clip;
+mod component;
+mod dit;
 mod gpt;
 mod gpt_config;
 
+pub use clip::{
+    contrastive_loss, normalize, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
+    TextFeatures,
+};
+pub use dit::{Dit, DitConfig};
 pub use gpt::Gpt;
 pub use gpt_config::GptConfig;

@@ -4,7 +4,7 @@
 
 use super::LayerCache;
 use super::{Init, Linear, Mode, ParamBuilder};
-use crate::kernels::{attention, attention_cached, AttentionSpec};
+use crate::kernels::{attention_cached, attention_padded, AttentionSpec};
 use crate::{Error, Result};
 use candle_core::Tensor;
 
@@ -45,6 +45,12 @@ impl SelfAttention {
 
     /// Attends every position of `x` to the others (to earlier ones only when causal).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
+        self.forward_padded(x, &[], mode)
+    }
+
+    /// As [`SelfAttention::forward`] for right-padded sequences: item `b`
+    /// attends only to its first `lengths[b]` positions (all when empty).
+    pub fn forward_padded(&self, x: &Tensor, lengths: &[usize], mode: &mut Mode) -> Result<Tensor> {
         let qkv = self.c_attn.forward(x)?;
         let (dropout, seed) = match mode.seed() {
             Some(seed) if self.dropout > 0.0 => (self.dropout, seed),
@@ -56,7 +62,7 @@ impl SelfAttention {
             dropout,
             seed,
         };
-        let y = attention(&qkv, spec)?;
+        let y = attention_padded(&qkv, spec, lengths)?;
         mode.dropout(&self.c_proj.forward(&y)?, self.dropout)
     }
 

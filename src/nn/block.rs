@@ -60,7 +60,15 @@ impl Block {
 
     /// Applies the block to `x` (`[batch, seq, dim]`).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let x = (x + self.attn.forward(&self.ln_1.forward(x)?, mode)?)?;
+        self.forward_padded(x, &[], mode)
+    }
+
+    /// Applies the block to right-padded sequences, item `b` attending only
+    /// to its first `lengths[b]` positions (all when empty).
+    pub fn forward_padded(&self, x: &Tensor, lengths: &[usize], mode: &mut Mode) -> Result<Tensor> {
+        let x = (x + self
+            .attn
+            .forward_padded(&self.ln_1.forward(x)?, lengths, mode)?)?;
         Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, mode)?)?)
     }
 

@@ -93,6 +93,8 @@ pub enum Init {
     Zeros,
     /// All ones.
     Ones,
+    /// Every element this value.
+    Constant(f64),
 }
 
 enum Source {
@@ -176,6 +178,11 @@ impl ParamBuilder<'_> {
         }
     }
 
+    /// The device new parameters are created on.
+    pub fn device(&self) -> Device {
+        self.state.borrow().device.clone()
+    }
+
     fn full_name(&self, name: &str) -> String {
         if self.prefix.is_empty() {
             name.to_string()
@@ -200,6 +207,7 @@ impl ParamBuilder<'_> {
                     }
                     Init::Zeros => vec![0.0; n],
                     Init::Ones => vec![1.0; n],
+                    Init::Constant(value) => vec![value; n],
                 };
                 Tensor::from_vec(values, shape, &device)?.to_dtype(dtype)?
             }

@@ -1,0 +1,186 @@
+//! The diffusion Transformer (DiT) that denoises images, conditioned on a
+//! caption: the image is cut into patch tokens with fixed 2-D position
+//! embeddings; the timestep (sinusoidal, then an MLP) and the caption's
+//! pooled embedding form the conditioning vector that drives every block's
+//! adaLN-Zero modulation; every block also cross-attends to the caption's
+//! token states. A final adaptive LayerNorm and a zero-initialised linear
+//! layer turn tokens back into patches of the prediction (ε, v or x₀, as the
+//! scheduler config says).
+
+use super::component::{load_component, save_component};
+use super::TextFeatures;
+use crate::nn::{
+    context_mask, grid_embedding, modulate, patchify, timestep_embedding, unpatchify, AdaLn,
+    Conditioning, DitBlock, Init, LayerNorm, Linear, ParamSource, Params,
+};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Width of the sinusoidal timestep features fed to the timestep MLP.
+const TIMESTEP_FEATURES: usize = 256;
+
+/// The denoiser's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DitConfig {
+    /// Image side in pixels.
+    pub image_size: usize,
+    /// Colour channels.
+    pub channels: usize,
+    /// Patch side in pixels.
+    pub patch_size: usize,
+    /// Residual stream width.
+    pub width: usize,
+    /// Blocks.
+    pub layers: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Width of the caption's token states (the text encoder's width).
+    pub context_dim: usize,
+    /// Width of the caption's pooled embedding.
+    pub pooled_dim: usize,
+}
+
+/// The diffusion Transformer.
+pub struct Dit {
+    config: DitConfig,
+    patch_embed: Linear,
+    positions: Tensor,
+    time_in: Linear,
+    time_out: Linear,
+    caption_in: Linear,
+    blocks: Vec<DitBlock>,
+    final_adaln: AdaLn,
+    final_norm: LayerNorm,
+    final_linear: Linear,
+    params: Params,
+}
+
+impl Dit {
+    /// A new denoiser drawn from `seed`.
+    pub fn new(config: &DitConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, DType::F32, device))
+    }
+
+    /// Loads `dir` (`config.json`, `model.safetensors`).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let (config, source) = load_component::<DitConfig>(dir, DType::F32, device)?;
+        Self::build(&config, source)
+    }
+
+    /// Saves to `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        save_component(dir, &self.config, &self.params)
+    }
+
+    fn build(config: &DitConfig, source: ParamSource) -> Result<Self> {
+        let (side, patch, c) = (config.image_size, config.patch_size, config.width);
+        if patch == 0 || side % patch != 0 || c % config.heads.max(1) != 0 || c % 4 != 0 {
+            return Err(Error::Invalid(format!(
+                "denoiser: image_size {side} must be a multiple of patch_size {patch}, and width {c} of heads {} and of 4",
+                config.heads
+            )));
+        }
+        let device = source.builder().device();
+        let patch_len = patch * patch * config.channels;
+        let p = source.builder();
+        let xavier =
+            |fan_in: usize, fan_out: usize| Init::Normal((2.0 / (fan_in + fan_out) as f64).sqrt());
+        let dit = Self {
+            config: config.clone(),
+            patch_embed: Linear::new(
+                &p.pp("patch_embed"),
+                patch_len,
+                c,
+                true,
+                xavier(patch_len, c),
+            )?,
+            positions: grid_embedding(side / patch, c, &device)?,
+            time_in: Linear::new(
+                &p.pp("time_in"),
+                TIMESTEP_FEATURES,
+                c,
+                true,
+                Init::Normal(0.02),
+            )?,
+            time_out: Linear::new(&p.pp("time_out"), c, c, true, Init::Normal(0.02))?,
+            caption_in: Linear::new(
+                &p.pp("caption_in"),
+                config.pooled_dim,
+                c,
+                true,
+                Init::Normal(0.02),
+            )?,
+            blocks: (0..config.layers)
+                .map(|i| {
+                    DitBlock::new(
+                        &p.pp("h").pp(i),
+                        c,
+                        config.heads,
+                        config.context_dim,
+                        DType::F32,
+                        &device,
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?,
+            final_adaln: AdaLn::new(&p.pp("final_adaln"), c, c, 2)?,
+            final_norm: LayerNorm::plain(c, 1e-6, DType::F32, &device)?,
+            final_linear: Linear::new(&p.pp("final_linear"), c, patch_len, true, Init::Zeros)?,
+            params: Params::default(),
+        };
+        drop(p);
+        Ok(Self {
+            params: source.into_params(),
+            ..dit
+        })
+    }
+
+    /// The denoiser's shape.
+    pub fn config(&self) -> &DitConfig {
+        &self.config
+    }
+
+    /// The trainable parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The prediction for noisy images `x` (`[batch, channels, side, side]`)
+    /// at timesteps `t` (one per image), given the captions' features.
+    pub fn forward(&self, x: &Tensor, t: &[f32], caption: &TextFeatures) -> Result<Tensor> {
+        let device = x.device();
+        let b = x.dim(0)?;
+        if t.len() != b || caption.lengths.len() != b {
+            return Err(Error::Invalid(format!(
+                "denoiser: {b} images need {b} timesteps and captions, got {} and {}",
+                t.len(),
+                caption.lengths.len()
+            )));
+        }
+        let tokens = self
+            .patch_embed
+            .forward(&patchify(x, self.config.patch_size)?)?
+            .broadcast_add(&self.positions)?;
+        let time = timestep_embedding(t, TIMESTEP_FEATURES, device)?;
+        let time = self
+            .time_out
+            .forward(&self.time_in.forward(&time)?.silu()?)?;
+        let vector = (time + self.caption_in.forward(&caption.pooled)?)?;
+        let mask = context_mask(&caption.lengths, caption.states.dim(1)?, x.dtype(), device)?;
+        let cond = Conditioning {
+            vector: &vector,
+            context: &caption.states,
+            mask: &mask,
+        };
+        let mut h = tokens;
+        for block in &self.blocks {
+            h = block.forward(&h, &cond)?;
+        }
+        let m = self.final_adaln.forward(&vector)?;
+        let h = modulate(&self.final_norm.forward(&h)?, &m[0], &m[1])?;
+        let patches = self.final_linear.forward(&h)?;
+        unpatchify(&patches, self.config.patch_size, self.config.channels)
+    }
+}
