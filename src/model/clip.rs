@@ -114,8 +114,13 @@ pub struct TextEncoder {
 
 impl TextEncoder {
     /// A new encoder drawn from `seed`.
-    pub fn new(config: &TextEncoderConfig, seed: u64, device: &Device) -> Result<Self> {
-        Self::build(config, ParamSource::init(seed, DType::F32, device))
+    pub fn new(
+        config: &TextEncoderConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, dtype, device))
     }
 
     /// Loads `dir` (`config.json`, `model.safetensors`).
@@ -237,8 +242,13 @@ pub struct ImageEncoder {
 
 impl ImageEncoder {
     /// A new encoder drawn from `seed`.
-    pub fn new(config: &ImageEncoderConfig, seed: u64, device: &Device) -> Result<Self> {
-        Self::build(config, ParamSource::init(seed, DType::F32, device))
+    pub fn new(
+        config: &ImageEncoderConfig,
+        seed: u64,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, dtype, device))
     }
 
     /// Loads `dir` (`config.json`, `model.safetensors`).
@@ -324,8 +334,8 @@ impl ImageEncoder {
 
 /// Rows scaled to unit length.
 pub fn normalize(x: &Tensor) -> Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?;
-    Ok(x.broadcast_div(&(norm + 1e-8)?)?)
+    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.maximum(1e-12)?;
+    Ok(x.broadcast_div(&norm)?)
 }
 
 /// The symmetric contrastive loss of matching caption and image embeddings

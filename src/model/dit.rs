@@ -60,8 +60,8 @@ pub struct Dit {
 
 impl Dit {
     /// A new denoiser drawn from `seed`.
-    pub fn new(config: &DitConfig, seed: u64, device: &Device) -> Result<Self> {
-        Self::build(config, ParamSource::init(seed, DType::F32, device))
+    pub fn new(config: &DitConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, dtype, device))
     }
 
     /// Loads `dir` (`config.json`, `model.safetensors`).
@@ -83,7 +83,7 @@ impl Dit {
                 config.heads
             )));
         }
-        let device = source.builder().device();
+        let (device, dtype) = (source.builder().device(), source.builder().dtype());
         let patch_len = patch * patch * config.channels;
         let p = source.builder();
         let xavier =
@@ -97,7 +97,7 @@ impl Dit {
                 true,
                 xavier(patch_len, c),
             )?,
-            positions: grid_embedding(side / patch, c, &device)?,
+            positions: grid_embedding(side / patch, c, &device)?.to_dtype(dtype)?,
             time_in: Linear::new(
                 &p.pp("time_in"),
                 TIMESTEP_FEATURES,
@@ -120,13 +120,13 @@ impl Dit {
                         c,
                         config.heads,
                         config.context_dim,
-                        DType::F32,
+                        dtype,
                         &device,
                     )
                 })
                 .collect::<Result<Vec<_>>>()?,
             final_adaln: AdaLn::new(&p.pp("final_adaln"), c, c, 2)?,
-            final_norm: LayerNorm::plain(c, 1e-6, DType::F32, &device)?,
+            final_norm: LayerNorm::plain(c, 1e-6, dtype, &device)?,
             final_linear: Linear::new(&p.pp("final_linear"), c, patch_len, true, Init::Zeros)?,
             params: Params::default(),
         };
@@ -163,7 +163,7 @@ impl Dit {
             .patch_embed
             .forward(&patchify(x, self.config.patch_size)?)?
             .broadcast_add(&self.positions)?;
-        let time = timestep_embedding(t, TIMESTEP_FEATURES, device)?;
+        let time = timestep_embedding(t, TIMESTEP_FEATURES, device)?.to_dtype(x.dtype())?;
         let time = self
             .time_out
             .forward(&self.time_in.forward(&time)?.silu()?)?;

@@ -178,6 +178,11 @@ impl ParamBuilder<'_> {
         }
     }
 
+    /// The dtype of the parameters.
+    pub fn dtype(&self) -> DType {
+        self.state.borrow().dtype
+    }
+
     /// The device new parameters are created on.
     pub fn device(&self) -> Device {
         self.state.borrow().device.clone()

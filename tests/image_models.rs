@@ -1,0 +1,268 @@
+//! The image models at tiny sizes: patches, CLIP's encoders and loss, the
+//! DiT; gradients against finite differences, padding, save and load.
+
+mod common;
+
+use candle_core::{DType, Device, Tensor, Var};
+use common::central_difference;
+use rand::{Rng, SeedableRng};
+use seer::model::{
+    contrastive_loss, Dit, DitConfig, ImageEncoder, ImageEncoderConfig, TextEncoder,
+    TextEncoderConfig,
+};
+use seer::nn::{patchify, unpatchify, Mode, Params};
+
+fn text_config() -> TextEncoderConfig {
+    TextEncoderConfig {
+        vocab_size: 11,
+        context_length: 6,
+        width: 8,
+        layers: 2,
+        heads: 2,
+        embed_dim: 4,
+    }
+}
+
+fn image_config() -> ImageEncoderConfig {
+    ImageEncoderConfig {
+        image_size: 4,
+        channels: 3,
+        patch_size: 2,
+        width: 8,
+        layers: 1,
+        heads: 2,
+        embed_dim: 4,
+    }
+}
+
+fn dit_config() -> DitConfig {
+    DitConfig {
+        image_size: 4,
+        channels: 3,
+        patch_size: 2,
+        width: 8,
+        layers: 2,
+        heads: 2,
+        context_dim: 8,
+        pooled_dim: 4,
+    }
+}
+
+fn captions() -> Vec<Vec<u32>> {
+    vec![vec![3, 1, 4, 10], vec![5, 10], vec![9, 2, 6, 5, 10]]
+}
+
+fn randn(shape: &[usize], dtype: DType, seed: u64) -> Tensor {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n = shape.iter().product();
+    let values: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(values, shape, &Device::Cpu)
+        .unwrap()
+        .to_dtype(dtype)
+        .unwrap()
+}
+
+/// Moves every parameter off its initial value (zero-initialised layers
+/// would otherwise hide whole paths from the check).
+fn scramble(params: &Params, seed: u64) {
+    for (i, (_, var)) in params.iter().enumerate() {
+        let noise = randn(var.dims(), DType::F64, seed + i as u64);
+        var.set(&(var.as_tensor() + (noise * 0.3).unwrap()).unwrap())
+            .unwrap();
+    }
+}
+
+/// Checks the analytic gradient of `loss` against central differences for
+/// a sample of elements of every parameter in `params` but those `unused`.
+fn check_gradients(params: &[&Params], unused: &[&str], loss: impl Fn() -> Tensor) {
+    let grads = loss().backward().unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut checked = 0;
+    let used = params
+        .iter()
+        .flat_map(|p| p.iter())
+        .filter(|(name, _)| !unused.contains(&name.as_str()));
+    for (name, var) in used {
+        let grad = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name} has no gradient"));
+        let analytic: Vec<f64> = grad.flatten_all().unwrap().to_vec1().unwrap();
+        let original: Vec<f64> = var.flatten_all().unwrap().to_vec1().unwrap();
+        for _ in 0..3 {
+            let i = rng.random_range(0..original.len());
+            let numeric = central_difference(var, &original, i, 1e-5, || {
+                loss().to_scalar::<f64>().unwrap()
+            });
+            let error =
+                (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-6);
+            assert!(
+                error < 1e-4,
+                "{name}[{i}]: analytic {} numeric {numeric}",
+                analytic[i]
+            );
+            checked += 1;
+        }
+        restore(var, original);
+    }
+    assert!(checked > 30, "only {checked} elements checked");
+}
+
+fn restore(var: &Var, original: Vec<f64>) {
+    var.set(&Tensor::from_vec(original, var.shape(), &Device::Cpu).unwrap())
+        .unwrap();
+}
+
+#[test]
+fn patches_round_trip_in_row_major_order() {
+    let images = randn(&[2, 3, 8, 8], DType::F32, 1);
+    let tokens = patchify(&images, 4).unwrap();
+    assert_eq!(tokens.dims(), &[2, 4, 48]);
+    // Token 1 is the top-right patch; its first values are pixel (0, 4)'s channels.
+    let first: Vec<f32> = tokens
+        .get(0)
+        .unwrap()
+        .get(1)
+        .unwrap()
+        .narrow(0, 0, 3)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let pixel: Vec<f32> = images
+        .get(0)
+        .unwrap()
+        .narrow(1, 0, 1)
+        .unwrap()
+        .narrow(2, 4, 1)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    assert_eq!(first, pixel);
+    let back = unpatchify(&tokens, 4, 3).unwrap();
+    let diff = (back - &images)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert_eq!(diff, 0.0);
+    assert!(patchify(&images, 3).is_err());
+}
+
+#[test]
+fn contrastive_loss_matches_a_hand_computed_case() {
+    let device = Device::Cpu;
+    let text = Tensor::new(&[[2.0f64, 0.0], [0.0, 3.0]], &device).unwrap();
+    let image = Tensor::new(&[[1.0f64, 0.0], [1.0, 1.0]], &device).unwrap();
+    let scale = Tensor::new(2.0f64.ln(), &device).unwrap();
+    let (loss, _) = contrastive_loss(&text, &image, &scale).unwrap();
+    // Cosines: text 0 vs images (1, 1/√2); text 1 vs (0, 1/√2); logits ×2.
+    let r = 1.0 / 2f64.sqrt();
+    let logits = [[2.0, 2.0 * r], [0.0, 2.0 * r]];
+    let ce = |row: [f64; 2], target: usize| -> f64 {
+        let lse = (row[0].exp() + row[1].exp()).ln();
+        lse - row[target]
+    };
+    let t2i = (ce(logits[0], 0) + ce(logits[1], 1)) / 2.0;
+    let i2t = (ce([logits[0][0], logits[1][0]], 0) + ce([logits[0][1], logits[1][1]], 1)) / 2.0;
+    let expected = (t2i + i2t) / 2.0;
+    let got = loss.to_scalar::<f64>().unwrap();
+    assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+}
+
+#[test]
+fn clip_gradients_match_finite_differences() {
+    let device = Device::Cpu;
+    let text = TextEncoder::new(&text_config(), 1, DType::F64, &device).unwrap();
+    let image = ImageEncoder::new(&image_config(), 2, DType::F64, &device).unwrap();
+    scramble(text.params(), 10);
+    scramble(image.params(), 20);
+    let images = randn(&[3, 3, 4, 4], DType::F64, 3);
+    let loss = || {
+        let t = text.encode(&captions(), &mut Mode::Eval).unwrap();
+        let i = image.encode(&images, &mut Mode::Eval).unwrap();
+        contrastive_loss(&t.pooled, &i, text.logit_scale())
+            .unwrap()
+            .0
+    };
+    check_gradients(&[text.params(), image.params()], &[], loss);
+}
+
+#[test]
+fn dit_gradients_match_finite_differences() {
+    let device = Device::Cpu;
+    let text = TextEncoder::new(&text_config(), 1, DType::F64, &device).unwrap();
+    let dit = Dit::new(&dit_config(), 4, DType::F64, &device).unwrap();
+    scramble(text.params(), 30);
+    scramble(dit.params(), 40);
+    let x = randn(&[3, 3, 4, 4], DType::F64, 5);
+    let target = randn(&[3, 3, 4, 4], DType::F64, 6);
+    let loss = || {
+        let caption = text.encode(&captions(), &mut Mode::Eval).unwrap();
+        let out = dit.forward(&x, &[3.0, 500.0, 999.0], &caption).unwrap();
+        (out - &target).unwrap().sqr().unwrap().mean_all().unwrap()
+    };
+    check_gradients(&[dit.params(), text.params()], &["logit_scale"], loss);
+}
+
+#[test]
+fn padding_does_not_change_a_captions_encoding() {
+    let device = Device::Cpu;
+    let text = TextEncoder::new(&text_config(), 1, DType::F32, &device).unwrap();
+    let batch = text.encode(&captions(), &mut Mode::Eval).unwrap();
+    let alone = text.encode(&captions()[1..2], &mut Mode::Eval).unwrap();
+    let pooled = |t: &Tensor, i: usize| -> Vec<f32> { t.get(i).unwrap().to_vec1().unwrap() };
+    let (a, b) = (pooled(&batch.pooled, 1), pooled(&alone.pooled, 0));
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+    }
+    assert_eq!(batch.lengths, vec![4, 2, 5]);
+    let too_long = vec![vec![1u32; 7]];
+    assert!(text.encode(&too_long, &mut Mode::Eval).is_err());
+}
+
+#[test]
+fn models_save_and_load_to_the_same_outputs() {
+    let device = Device::Cpu;
+    let dir = tempfile::tempdir().unwrap();
+    let text = TextEncoder::new(&text_config(), 1, DType::F32, &device).unwrap();
+    let dit = Dit::new(&dit_config(), 4, DType::F32, &device).unwrap();
+    scramble_f32(dit.params());
+    text.save(&dir.path().join("text_encoder")).unwrap();
+    dit.save(&dir.path().join("denoiser")).unwrap();
+    let text2 = TextEncoder::load(&dir.path().join("text_encoder"), &device).unwrap();
+    let dit2 = Dit::load(&dir.path().join("denoiser"), &device).unwrap();
+    let x = randn(&[3, 3, 4, 4], DType::F32, 5);
+    let run = |t: &TextEncoder, d: &Dit| -> Vec<f32> {
+        let c = t.encode(&captions(), &mut Mode::Eval).unwrap();
+        d.forward(&x, &[1.0, 2.0, 3.0], &c)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    };
+    let (a, b) = (run(&text, &dit), run(&text2, &dit2));
+    assert_eq!(a, b);
+    assert!(
+        a.iter().any(|v| *v != 0.0),
+        "a scrambled DiT predicts something"
+    );
+    std::fs::remove_file(dir.path().join("denoiser/model.safetensors")).unwrap();
+    let err = Dit::load(&dir.path().join("denoiser"), &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("model.safetensors"), "{err}");
+}
+
+fn scramble_f32(params: &Params) {
+    for (i, (_, var)) in params.iter().enumerate() {
+        let noise = randn(var.dims(), DType::F32, 50 + i as u64);
+        var.set(&(var.as_tensor() + (noise * 0.3).unwrap()).unwrap())
+            .unwrap();
+    }
+}
