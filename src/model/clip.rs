@@ -135,7 +135,7 @@ impl TextEncoder {
     }
 
     fn build(config: &TextEncoderConfig, source: ParamSource) -> Result<Self> {
-        if config.context_length == 0 || config.width % config.heads.max(1) != 0 {
+        if config.context_length == 0 || !config.width.is_multiple_of(config.heads.max(1)) {
             return Err(Error::Invalid(format!(
                 "text encoder: context_length must be positive and width {} divisible by heads {}",
                 config.width, config.heads
@@ -264,7 +264,7 @@ impl ImageEncoder {
 
     fn build(config: &ImageEncoderConfig, source: ParamSource) -> Result<Self> {
         let (side, patch) = (config.image_size, config.patch_size);
-        if patch == 0 || side % patch != 0 || config.width % config.heads.max(1) != 0 {
+        if patch == 0 || !side.is_multiple_of(patch) || !config.width.is_multiple_of(config.heads.max(1)) {
             return Err(Error::Invalid(format!(
                 "image encoder: image_size {side} must be a multiple of patch_size {patch}, and width {} of heads {}",
                 config.width, config.heads
