@@ -54,15 +54,26 @@ impl SamplingArgs {
     }
 }
 
+/// What else `seer generate` makes.
+#[derive(clap::Subcommand)]
+pub enum Kind {
+    /// Draw pictures from a prompt with a text-to-image model.
+    Image(super::generate_image::Args),
+}
+
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
-    /// The prompt to continue (empty: start from nothing).
+    #[command(subcommand)]
+    kind: Option<Kind>,
+    /// The prompt to continue (empty: start from nothing; a prompt that is
+    /// literally "image" needs `--` before it).
     #[arg(default_value = "")]
     prompt: String,
     /// Model folder: config.json, model.safetensors and tokenizer.json (or GPT-2's
     /// vocab.json + merges.txt), e.g. a run folder or a Hugging Face GPT-2 checkpoint.
-    #[arg(short, long)]
-    model: PathBuf,
+    #[arg(short, long, required = true)]
+    model: Option<PathBuf>,
     /// Tokens to generate.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
@@ -113,10 +124,16 @@ fn unescape(s: &str) -> String {
     out
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Kind::Image(image)) = args.kind.take() {
+        return super::generate_image::run(image);
+    }
+    let Some(dir) = args.model.clone() else {
+        anyhow::bail!("seer generate needs --model (see --help)");
+    };
     let device = parse_device(&args.device)?;
-    let model = Gpt::load(&args.model, candle_core::DType::F32, &device)?;
-    let tokenizer = Tokenizer::load_model_dir(&args.model)?;
+    let model = Gpt::load(&dir, candle_core::DType::F32, &device)?;
+    let tokenizer = Tokenizer::load_model_dir(&dir)?;
     let stop = args.stop.iter().map(|s| unescape(s)).collect();
     let options = GenerateOptions {
         max_tokens: args.max_tokens,

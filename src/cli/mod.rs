@@ -4,8 +4,10 @@ mod bench;
 mod chat;
 mod demo;
 mod generate;
+mod generate_image;
 mod prepare;
 mod train;
+mod train_image;
 
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};

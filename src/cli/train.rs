@@ -109,14 +109,25 @@ overrides!(
     seed
 );
 
+/// What else `seer train` trains.
+#[derive(clap::Subcommand)]
+pub enum Kind {
+    /// Train a text-to-image model: stage 1 (CLIP text and image encoders),
+    /// then stage 2 (the diffusion Transformer).
+    Image(super::train_image::Args),
+}
+
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    #[command(subcommand)]
+    kind: Option<Kind>,
     /// Data folder made by `seer prepare`.
-    #[arg(long)]
-    data: PathBuf,
+    #[arg(long, required = true)]
+    data: Option<PathBuf>,
     /// Run folder: the model, checkpoints, metrics.jsonl and loss.png.
-    #[arg(short, long)]
-    out: PathBuf,
+    #[arg(short, long, required = true)]
+    out: Option<PathBuf>,
     /// Built-in preset: shakespeare-char-cpu (default for new runs), shakespeare-char, gpt2-small, tiny.
     #[arg(long)]
     preset: Option<String>,
@@ -148,7 +159,7 @@ fn resolve_config(args: &Args) -> anyhow::Result<Option<TrainConfig>> {
     }
     let mut config = match (&args.preset, args.resume) {
         (Some(name), _) => TrainConfig::preset(name)?,
-        (None, true) => Checkpoint::read_state(&args.out)?.config,
+        (None, true) => Checkpoint::read_state(args.out.as_deref().unwrap_or(".".as_ref()))?.config,
         (None, false) => TrainConfig::preset("shakespeare-char-cpu")?,
     };
     if let Some(path) = &args.config {
@@ -158,10 +169,16 @@ fn resolve_config(args: &Args) -> anyhow::Result<Option<TrainConfig>> {
     Ok(Some(config))
 }
 
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Kind::Image(image)) = args.kind.take() {
+        return super::train_image::run(image);
+    }
+    let (Some(data), Some(out)) = (args.data.clone(), args.out.clone()) else {
+        anyhow::bail!("seer train needs --data and --out (see --help)");
+    };
     let options = TrainOptions {
-        data: args.data.clone(),
-        out: args.out.clone(),
+        data: data.clone(),
+        out: out.clone(),
         config: resolve_config(&args)?,
         resume: args.resume,
         overwrite: args.overwrite,
@@ -179,15 +196,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         } => {
             println!(
                 "done: val loss {val_loss:.4} after {elapsed_s:.1} s; model in {}",
-                args.out.display()
+                out.display()
             );
             Ok(ExitCode::SUCCESS)
         }
         TrainOutcome::Interrupted { step } => {
             println!(
                 "interrupted: checkpoint saved at step {step}; continue with `seer train --data {} --out {} --resume`",
-                args.data.display(),
-                args.out.display()
+                data.display(),
+                out.display()
             );
             Ok(ExitCode::from(130))
         }

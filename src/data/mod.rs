@@ -2,10 +2,12 @@
 //! them, and the random batches the trainer reads from them.
 
 mod batches;
+mod images;
 mod prepare;
 pub mod shapes;
 mod shard;
 
 pub use batches::{mix, Batch, BatchSampler, Split};
+pub use images::{grid, images_to_tensor, tensor_to_images, PairSource, Pairs};
 pub use prepare::{prepare, DataMeta, PrepareOptions, PreparedData};
 pub use shard::{write_shard, TokenShard, SHARD_MAGIC, SHARD_VERSION};

@@ -264,7 +264,10 @@ impl ImageEncoder {
 
     fn build(config: &ImageEncoderConfig, source: ParamSource) -> Result<Self> {
         let (side, patch) = (config.image_size, config.patch_size);
-        if patch == 0 || !side.is_multiple_of(patch) || !config.width.is_multiple_of(config.heads.max(1)) {
+        if patch == 0
+            || !side.is_multiple_of(patch)
+            || !config.width.is_multiple_of(config.heads.max(1))
+        {
             return Err(Error::Invalid(format!(
                 "image encoder: image_size {side} must be a multiple of patch_size {patch}, and width {} of heads {}",
                 config.width, config.heads

@@ -77,7 +77,11 @@ impl Dit {
 
     fn build(config: &DitConfig, source: ParamSource) -> Result<Self> {
         let (side, patch, c) = (config.image_size, config.patch_size, config.width);
-        if patch == 0 || !side.is_multiple_of(patch) || !c.is_multiple_of(config.heads.max(1)) || !c.is_multiple_of(4) {
+        if patch == 0
+            || !side.is_multiple_of(patch)
+            || !c.is_multiple_of(config.heads.max(1))
+            || !c.is_multiple_of(4)
+        {
             return Err(Error::Invalid(format!(
                 "denoiser: image_size {side} must be a multiple of patch_size {patch}, and width {c} of heads {} and of 4",
                 config.heads

@@ -6,6 +6,7 @@ mod component;
 mod dit;
 mod gpt;
 mod gpt_config;
+mod image_model;
 
 pub use clip::{
     contrastive_loss, normalize, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
@@ -14,3 +15,4 @@ pub use clip::{
 pub use dit::{Dit, DitConfig};
 pub use gpt::Gpt;
 pub use gpt_config::GptConfig;
+pub use image_model::{caption_ids, ImageModel};

@@ -36,6 +36,21 @@ impl Params {
         self.vars.is_empty()
     }
 
+    /// The parameters of several models as one set, each model's names
+    /// under its prefix (`"text_encoder"` → `text_encoder.wte.weight`).
+    pub fn joined(parts: &[(&str, &Params)]) -> Params {
+        let vars = parts
+            .iter()
+            .flat_map(|(prefix, params)| {
+                params
+                    .vars
+                    .iter()
+                    .map(move |(name, var)| (format!("{prefix}.{name}"), var.clone()))
+            })
+            .collect();
+        Params { vars }
+    }
+
     /// Total number of scalar parameters.
     pub fn count(&self) -> usize {
         self.vars.values().map(|v| v.elem_count()).sum()

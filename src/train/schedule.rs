@@ -2,16 +2,27 @@
 
 use super::TrainConfig;
 
-/// The learning rate for optimizer step `step` (0-based).
+/// The learning rate for optimizer step `step` (0-based) of a GPT run.
 pub fn learning_rate(config: &TrainConfig, step: u64) -> f64 {
-    let (warmup, decay) = (config.warmup_iters, config.lr_decay_iters);
+    warmup_cosine(
+        config.lr,
+        config.min_lr,
+        config.warmup_iters,
+        config.lr_decay_iters,
+        step,
+    )
+}
+
+/// `lr` reached linearly over `warmup` steps, then a cosine decay that
+/// reaches `min_lr` at step `decay` and stays there.
+pub fn warmup_cosine(lr: f64, min_lr: f64, warmup: u64, decay: u64, step: u64) -> f64 {
     if step < warmup {
-        return config.lr * (step + 1) as f64 / (warmup + 1) as f64;
+        return lr * (step + 1) as f64 / (warmup + 1) as f64;
     }
     if step > decay || decay <= warmup {
-        return config.min_lr;
+        return min_lr;
     }
     let progress = (step - warmup) as f64 / (decay - warmup) as f64;
     let coeff = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
-    config.min_lr + coeff * (config.lr - config.min_lr)
+    min_lr + coeff * (lr - min_lr)
 }

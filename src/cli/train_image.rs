@@ -1,0 +1,115 @@
+//! `seer train image`: train a text-to-image model (stage 1 CLIP, stage 2 DiT).
+
+use anyhow::Context;
+use seer::data::PairSource;
+use seer::train::{train_image, ImageTrainConfig, ImageTrainOptions};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Training pairs: `shapes` (the built-in shapes world).
+    #[arg(long, default_value = "shapes")]
+    data: String,
+    /// Model folder to write.
+    #[arg(short, long)]
+    out: PathBuf,
+    /// Built-in preset: shapes (default) or tiny.
+    #[arg(long, default_value = "shapes")]
+    preset: String,
+    /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
+    #[arg(long)]
+    text_encoder: Option<PathBuf>,
+    /// Let stage 2 train the text encoder too (default: frozen).
+    #[arg(long)]
+    finetune_text_encoder: bool,
+    /// Stage 1 steps.
+    #[arg(long)]
+    clip_iters: Option<u64>,
+    /// Stage 2 steps.
+    #[arg(long)]
+    iters: Option<u64>,
+    /// Stage 2 pictures per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Stage 2 peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed of initialisation and data.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Replace a model already in --out.
+    #[arg(long)]
+    overwrite: bool,
+    /// Hide the progress bars.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
+    match data {
+        "shapes" => Ok(PairSource::Shapes { side: side as u32 }),
+        other => anyhow::bail!("--data {other}: only `shapes` is available"),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let mut config = ImageTrainConfig::preset(&args.preset)?;
+    config.finetune_text_encoder |= args.finetune_text_encoder;
+    if let Some(iters) = args.clip_iters {
+        config.clip.iters = iters;
+    }
+    if let Some(iters) = args.iters {
+        config.diffusion.iters = iters;
+    }
+    if let Some(batch) = args.batch_size {
+        config.diffusion.batch_size = batch;
+    }
+    if let Some(lr) = args.lr {
+        config.diffusion.lr = lr;
+        config.diffusion.min_lr = config.diffusion.min_lr.min(lr);
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+    }
+    if args.out.join("model_index.json").exists() && !args.overwrite {
+        anyhow::bail!(
+            "{} already holds an image model: pass --overwrite to replace it",
+            args.out.display()
+        );
+    }
+    let options = ImageTrainOptions {
+        source: source(&args.data, config.image_size)?,
+        config,
+        out: args.out.clone(),
+        text_encoder: args.text_encoder,
+        progress: !args.quiet,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the Ctrl-C handler")?;
+    let outcome = train_image(&options, &stop)?;
+    if let Some(loss) = outcome.clip_loss {
+        println!(
+            "stage 1 (CLIP): loss {loss:.4} in {:.1} s",
+            outcome.clip_seconds
+        );
+    }
+    println!(
+        "stage 2 (diffusion): loss {:.4} in {:.1} s; model in {}",
+        outcome.diffusion_loss,
+        outcome.diffusion_seconds,
+        args.out.display()
+    );
+    if outcome.interrupted {
+        println!(
+            "interrupted: the model saved so far is in {}",
+            args.out.display()
+        );
+        return Ok(ExitCode::from(130));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,140 @@
+//! Image–caption pairs for the image models, and the conversions between
+//! pictures and the tensors the models read (`[-1, 1]`, channels first).
+
+use super::shapes::{caption, render, Scene};
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use rand::Rng;
+
+/// Where training pairs come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PairSource {
+    /// The procedural shapes world at this image side (fresh scenes forever).
+    Shapes {
+        /// Image side in pixels (32 or 64).
+        side: u32,
+    },
+}
+
+/// A batch of pictures with their captions.
+#[derive(Debug, Clone)]
+pub struct Pairs {
+    /// `[batch, 3, side, side]` in `[-1, 1]`.
+    pub images: Tensor,
+    /// One caption per picture.
+    pub captions: Vec<String>,
+}
+
+impl PairSource {
+    /// Image side in pixels.
+    pub fn side(&self) -> u32 {
+        match self {
+            PairSource::Shapes { side } => *side,
+        }
+    }
+
+    /// `n` pairs drawn with `rng`.
+    pub fn sample(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Pairs> {
+        match self {
+            PairSource::Shapes { side } => {
+                let mut pictures = Vec::with_capacity(n);
+                let mut captions = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let scene = Scene::sample(rng);
+                    captions.push(caption(&scene, rng));
+                    pictures.push(render(&scene, *side));
+                }
+                Ok(Pairs {
+                    images: images_to_tensor(&pictures, device)?,
+                    captions,
+                })
+            }
+        }
+    }
+
+    /// Every caption a corpus sampler would produce, `n` of them, for training
+    /// a tokenizer.
+    pub fn caption_corpus(&self, n: usize, rng: &mut impl Rng) -> Vec<String> {
+        match self {
+            PairSource::Shapes { .. } => {
+                (0..n).map(|_| caption(&Scene::sample(rng), rng)).collect()
+            }
+        }
+    }
+}
+
+/// Pictures (all the same size) as `[n, 3, h, w]` in `[-1, 1]`.
+pub fn images_to_tensor(pictures: &[RgbImage], device: &Device) -> Result<Tensor> {
+    let first = pictures
+        .first()
+        .ok_or_else(|| Error::Invalid("no pictures to convert".into()))?;
+    let (w, h) = first.dimensions();
+    let mut values = Vec::with_capacity(pictures.len() * 3 * (w * h) as usize);
+    for picture in pictures {
+        if picture.dimensions() != (w, h) {
+            return Err(Error::Invalid(format!(
+                "pictures differ in size: {:?} and {:?}",
+                picture.dimensions(),
+                (w, h)
+            )));
+        }
+        for channel in 0..3 {
+            values.extend(picture.pixels().map(|p| p.0[channel] as f32 / 127.5 - 1.0));
+        }
+    }
+    Ok(Tensor::from_vec(
+        values,
+        (pictures.len(), 3, h as usize, w as usize),
+        device,
+    )?)
+}
+
+/// `[n, 3, h, w]` in `[-1, 1]` back to pictures (values clipped).
+pub fn tensor_to_images(images: &Tensor) -> Result<Vec<RgbImage>> {
+    let (n, c, h, w) = images.dims4()?;
+    if c != 3 {
+        return Err(Error::Invalid(format!("expected 3 channels, got {c}")));
+    }
+    let values: Vec<f32> = images
+        .to_dtype(candle_core::DType::F32)?
+        .flatten_all()?
+        .to_vec1()?;
+    let plane = h * w;
+    Ok((0..n)
+        .map(|i| {
+            let base = i * 3 * plane;
+            RgbImage::from_fn(w as u32, h as u32, |x, y| {
+                let at = y as usize * w + x as usize;
+                image::Rgb(std::array::from_fn(|ch| {
+                    let v = values[base + ch * plane + at];
+                    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+                }))
+            })
+        })
+        .collect())
+}
+
+/// Pictures side by side in a grid of `columns`, with a 2-pixel gap.
+pub fn grid(pictures: &[RgbImage], columns: usize) -> RgbImage {
+    let Some(first) = pictures.first() else {
+        return RgbImage::new(0, 0);
+    };
+    let (w, h) = first.dimensions();
+    let columns = columns.clamp(1, pictures.len());
+    let rows = pictures.len().div_ceil(columns);
+    let gap = 2;
+    let mut out = RgbImage::from_pixel(
+        columns as u32 * (w + gap) - gap,
+        rows as u32 * (h + gap) - gap,
+        image::Rgb([128, 128, 128]),
+    );
+    for (i, picture) in pictures.iter().enumerate() {
+        let (x0, y0) = (
+            (i % columns) as u32 * (w + gap),
+            (i / columns) as u32 * (h + gap),
+        );
+        image::imageops::replace(&mut out, picture, x0 as i64, y0 as i64);
+    }
+    out
+}

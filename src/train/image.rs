@@ -1,0 +1,320 @@
+//! Training a text-to-image model in two stages, as DALL-E 2 does: stage 1
+//! trains the caption and image encoders contrastively (CLIP); stage 2
+//! trains the DiT to denoise pictures, conditioned on the (frozen, unless
+//! asked) caption encoder, with some captions dropped so that
+//! classifier-free guidance works.
+
+use super::image_config::{ImageTrainConfig, StageConfig};
+use super::schedule::warmup_cosine;
+use super::{AdamW, MetricRecord, Metrics};
+use crate::data::{mix, PairSource};
+use crate::diffusion::NoiseSchedule;
+use crate::model::{caption_ids, contrastive_loss, Dit, ImageEncoder, ImageModel, TextEncoder};
+use crate::nn::{Mode, Params};
+use crate::tokenize::{train_bpe, Tokenizer};
+use crate::{Error, Result};
+use candle_core::{DType, Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Captions sampled to train the caption tokenizer.
+const TOKENIZER_CORPUS: usize = 20_000;
+
+/// What to train and where.
+pub struct ImageTrainOptions {
+    /// The run's settings.
+    pub config: ImageTrainConfig,
+    /// The training pairs.
+    pub source: PairSource,
+    /// The model folder to write.
+    pub out: PathBuf,
+    /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
+    pub text_encoder: Option<PathBuf>,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// How a run went.
+#[derive(Debug, Clone)]
+pub struct ImageTrainOutcome {
+    /// Mean contrastive loss of stage 1's last logged steps (None if reused).
+    pub clip_loss: Option<f64>,
+    /// Mean denoising loss of stage 2's last logged steps.
+    pub diffusion_loss: f64,
+    /// Seconds spent in stage 1.
+    pub clip_seconds: f64,
+    /// Seconds spent in stage 2.
+    pub diffusion_seconds: f64,
+    /// Whether a stop request (Ctrl-C) cut the run short.
+    pub interrupted: bool,
+}
+
+/// Trains both stages (or stage 2 on a reused stage 1) and saves the model.
+pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<ImageTrainOutcome> {
+    let config = &options.config;
+    config.validate()?;
+    if options.source.side() as usize != config.image_size {
+        return Err(Error::Invalid(format!(
+            "the data's pictures are {0}×{0} but the config's image_size is {1}",
+            options.source.side(),
+            config.image_size
+        )));
+    }
+    let device = Device::Cpu;
+    std::fs::create_dir_all(&options.out).map_err(Error::io(&options.out))?;
+    let mut metrics = Metrics::open(&options.out.join("metrics.jsonl"), 0)?;
+    let started = Instant::now();
+    let (tokenizer, text_encoder, image_encoder, clip_loss) = match &options.text_encoder {
+        Some(dir) => {
+            let reused = ImageModel::load(dir, &device)?;
+            (
+                reused.tokenizer,
+                reused.text_encoder,
+                reused.image_encoder,
+                None,
+            )
+        }
+        None => {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[config.seed, 0x70c]));
+            let corpus = options.source.caption_corpus(TOKENIZER_CORPUS, &mut rng);
+            let tokenizer = train_bpe(&corpus, config.vocab_size)?;
+            let mut text_config = config.text_encoder.clone();
+            text_config.vocab_size = tokenizer.vocab_size();
+            let text = TextEncoder::new(&text_config, mix(&[config.seed, 1]), DType::F32, &device)?;
+            let image = ImageEncoder::new(
+                &config.image_encoder,
+                mix(&[config.seed, 2]),
+                DType::F32,
+                &device,
+            )?;
+            let loss = train_clip(options, &tokenizer, &text, &image, &mut metrics, stop)?;
+            (tokenizer, text, image, Some(loss))
+        }
+    };
+    let clip_seconds = started.elapsed().as_secs_f64();
+    let mut model = ImageModel {
+        tokenizer,
+        text_encoder,
+        image_encoder,
+        denoiser: None,
+        schedule: NoiseSchedule::new(config.scheduler.clone())?,
+    };
+    model.save(&options.out)?;
+    let mut denoiser_config = config.denoiser.clone();
+    denoiser_config.context_dim = model.text_encoder.config().width;
+    denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;
+    model.denoiser = Some(Dit::new(
+        &denoiser_config,
+        mix(&[config.seed, 3]),
+        DType::F32,
+        &device,
+    )?);
+    let diffusion_loss = if stop.load(Ordering::SeqCst) {
+        f64::NAN
+    } else {
+        train_denoiser(options, &model, &mut metrics, stop)?
+    };
+    model.save(&options.out)?;
+    Ok(ImageTrainOutcome {
+        clip_loss,
+        diffusion_loss,
+        clip_seconds,
+        diffusion_seconds: started.elapsed().as_secs_f64() - clip_seconds,
+        interrupted: stop.load(Ordering::SeqCst),
+    })
+}
+
+/// Caption ids for a batch, with the captions to drop replaced by "".
+fn batch_ids(
+    tokenizer: &Tokenizer,
+    captions: &[String],
+    context_length: usize,
+    drop: impl Fn(usize) -> bool,
+) -> Result<Vec<Vec<u32>>> {
+    captions
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let text = if drop(i) { "" } else { text.as_str() };
+            Ok(caption_ids(tokenizer, text, context_length)?.0)
+        })
+        .collect()
+}
+
+fn progress(visible: bool, len: u64, name: &str) -> indicatif::ProgressBar {
+    if !visible {
+        return indicatif::ProgressBar::hidden();
+    }
+    indicatif::ProgressBar::new(len).with_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{name} {{pos}}/{{len}} [{{bar:30}}] {{msg}} {{per_sec}} eta {{eta}}"
+        ))
+        .expect("valid template")
+        .progress_chars("=> "),
+    )
+}
+
+/// One stage's loop: `step_loss` computes the loss of step `i`; the
+/// optimizer, schedule, logging and stop requests are handled here.
+/// Returns the mean of the last logged losses.
+fn run_stage(
+    name: &str,
+    stage: &StageConfig,
+    params: &Params,
+    options: &ImageTrainOptions,
+    metrics: &mut Metrics,
+    stop: &AtomicBool,
+    mut step_loss: impl FnMut(u64) -> Result<Tensor>,
+    mut checkpoint: impl FnMut(u64) -> Result<()>,
+) -> Result<f64> {
+    let mut optimizer = AdamW::new(params, 0.9, 0.999, stage.weight_decay)?;
+    let bar = progress(options.progress, stage.iters, name);
+    let started = Instant::now();
+    let (mut recent, mut count) = (0.0, 0u64);
+    let mut last = f64::NAN;
+    for step in 0..stage.iters {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let loss = step_loss(step)?;
+        let value = loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        if !value.is_finite() {
+            return Err(Error::Invalid(format!(
+                "{name} loss became {value} at step {step}: lower the learning rate"
+            )));
+        }
+        let grads = loss.backward()?;
+        let lr = warmup_cosine(
+            stage.lr,
+            stage.min_lr,
+            stage.warmup_iters,
+            stage.iters,
+            step,
+        );
+        let grad_norm = optimizer.step(&grads, lr, stage.grad_clip)?;
+        recent += value;
+        count += 1;
+        let interval = options.config.log_interval.max(1);
+        if (step + 1) % interval == 0 || step + 1 == stage.iters {
+            last = recent / count as f64;
+            metrics.push(MetricRecord {
+                step: step + 1,
+                split: name.to_string(),
+                loss: last,
+                lr: Some(lr),
+                grad_norm: Some(grad_norm),
+                tokens_per_s: None,
+                elapsed_s: started.elapsed().as_secs_f64(),
+            })?;
+            bar.set_message(format!("loss {last:.4}"));
+            (recent, count) = (0.0, 0);
+        }
+        checkpoint(step + 1)?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(last)
+}
+
+fn train_clip(
+    options: &ImageTrainOptions,
+    tokenizer: &Tokenizer,
+    text: &TextEncoder,
+    image: &ImageEncoder,
+    metrics: &mut Metrics,
+    stop: &AtomicBool,
+) -> Result<f64> {
+    let config = &options.config;
+    let params = Params::joined(&[
+        ("text_encoder", text.params()),
+        ("image_encoder", image.params()),
+    ]);
+    let context = text.config().context_length;
+    let seed = config.seed;
+    run_stage(
+        "clip",
+        &config.clip,
+        &params,
+        options,
+        metrics,
+        stop,
+        |step| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xc11b, step]));
+            let pairs = options
+                .source
+                .sample(config.clip.batch_size, &mut rng, &Device::Cpu)?;
+            let ids = batch_ids(tokenizer, &pairs.captions, context, |_| false)?;
+            let t = text.encode(&ids, &mut Mode::Eval)?;
+            let i = image.encode(&pairs.images, &mut Mode::Eval)?;
+            Ok(contrastive_loss(&t.pooled, &i, text.logit_scale())?.0)
+        },
+        |_| Ok(()),
+    )
+}
+
+fn train_denoiser(
+    options: &ImageTrainOptions,
+    model: &ImageModel,
+    metrics: &mut Metrics,
+    stop: &AtomicBool,
+) -> Result<f64> {
+    let config = &options.config;
+    let dit = model.denoiser.as_ref().expect("the denoiser was just made");
+    let params = if config.finetune_text_encoder {
+        Params::joined(&[
+            ("denoiser", dit.params()),
+            ("text_encoder", model.text_encoder.params()),
+        ])
+    } else {
+        Params::joined(&[("denoiser", dit.params())])
+    };
+    let context = model.text_encoder.config().context_length;
+    let schedule = &model.schedule;
+    let seed = config.seed;
+    let device = Device::Cpu;
+    run_stage(
+        "diffusion",
+        &config.diffusion,
+        &params,
+        options,
+        metrics,
+        stop,
+        |step| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xd1f, step]));
+            let b = config.diffusion.batch_size;
+            let pairs = options.source.sample(b, &mut rng, &device)?;
+            let dropped: Vec<bool> = (0..b)
+                .map(|_| rng.random_bool(config.caption_dropout))
+                .collect();
+            let ids = batch_ids(&model.tokenizer, &pairs.captions, context, |i| dropped[i])?;
+            let features = model.text_encoder.encode(&ids, &mut Mode::Eval)?;
+            let features = if config.finetune_text_encoder {
+                features
+            } else {
+                features.detach()
+            };
+            let t: Vec<usize> = (0..b)
+                .map(|_| rng.random_range(0..schedule.len()))
+                .collect();
+            let count = pairs.images.elem_count();
+            let noise: Vec<f32> = (0..count)
+                .map(|_| StandardNormal.sample(&mut rng))
+                .collect();
+            let noise = Tensor::from_vec(noise, pairs.images.shape(), &device)?;
+            let noisy = schedule.add_noise(&pairs.images, &noise, &t)?;
+            let target = schedule.target(&pairs.images, &noise, &t)?;
+            let times: Vec<f32> = t.iter().map(|&t| t as f32).collect();
+            let prediction = dit.forward(&noisy, &times, &features)?;
+            Ok((prediction - target)?.sqr()?.mean_all()?)
+        },
+        |step| {
+            if step % config.checkpoint_interval.max(1) == 0 {
+                model.save(&options.out)?;
+            }
+            Ok(())
+        },
+    )
+}

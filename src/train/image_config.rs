@@ -1,0 +1,230 @@
+//! The settings of a text-to-image run: both stages' model shapes, the
+//! noise schedule, and each stage's optimisation, with built-in presets.
+
+use crate::diffusion::{BetaSchedule, Prediction, SchedulerConfig};
+use crate::model::{DitConfig, ImageEncoderConfig, TextEncoderConfig};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// One stage's optimisation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Pairs per step.
+    pub batch_size: usize,
+    /// Optimizer steps.
+    pub iters: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning rate at the end of the cosine decay.
+    pub min_lr: f64,
+    /// Steps of linear warm-up.
+    pub warmup_iters: u64,
+    /// AdamW weight decay (matrices only).
+    pub weight_decay: f64,
+    /// Global gradient-norm clip (0 disables).
+    pub grad_clip: f64,
+}
+
+/// Everything that defines a text-to-image run except the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageTrainConfig {
+    /// Image side in pixels.
+    pub image_size: usize,
+    /// Caption tokenizer vocabulary (byte-level BPE, at least 257).
+    pub vocab_size: usize,
+    /// Stage 1: the caption encoder.
+    pub text_encoder: TextEncoderConfig,
+    /// Stage 1: the image encoder.
+    pub image_encoder: ImageEncoderConfig,
+    /// Stage 1's optimisation (the contrastive loss).
+    pub clip: StageConfig,
+    /// Stage 2: the denoiser.
+    pub denoiser: DitConfig,
+    /// Stage 2: the noise schedule and prediction type.
+    pub scheduler: SchedulerConfig,
+    /// Stage 2's optimisation.
+    pub diffusion: StageConfig,
+    /// Share of captions replaced by the empty caption in stage 2, so that
+    /// classifier-free guidance has an unconditional model to push against.
+    pub caption_dropout: f64,
+    /// Whether stage 2 also trains the text encoder (default: frozen).
+    pub finetune_text_encoder: bool,
+    /// Seed of initialisation and data.
+    pub seed: u64,
+    /// Log the loss every this many steps.
+    pub log_interval: u64,
+    /// Save the model every this many stage-2 steps.
+    pub checkpoint_interval: u64,
+}
+
+/// Names of the built-in image presets, with what they are.
+pub const IMAGE_PRESETS: [(&str, &str); 2] = [
+    ("shapes", "the shapes world at 32×32: CLIP (2+2 layers, 128 wide), DiT (patch 2, 6 layers, 128 wide), v-prediction"),
+    ("tiny", "a seconds-long run for tests: 16×16 images, one-layer encoders, two-block DiT"),
+];
+
+impl ImageTrainConfig {
+    /// The built-in preset `name`.
+    pub fn preset(name: &str) -> Result<Self> {
+        match name {
+            "shapes" => Ok(Self::shapes()),
+            "tiny" => Ok(Self::tiny()),
+            other => Err(Error::Invalid(format!(
+                "unknown image preset '{other}': choose one of {}",
+                IMAGE_PRESETS.map(|(n, _)| n).join(", ")
+            ))),
+        }
+    }
+
+    fn shapes() -> Self {
+        let (text_width, embed) = (128, 128);
+        Self {
+            image_size: 32,
+            vocab_size: 320,
+            text_encoder: TextEncoderConfig {
+                vocab_size: 320,
+                context_length: 24,
+                width: text_width,
+                layers: 2,
+                heads: 4,
+                embed_dim: embed,
+            },
+            image_encoder: ImageEncoderConfig {
+                image_size: 32,
+                channels: 3,
+                patch_size: 4,
+                width: 128,
+                layers: 2,
+                heads: 4,
+                embed_dim: embed,
+            },
+            clip: StageConfig {
+                batch_size: 128,
+                iters: 1500,
+                lr: 1e-3,
+                min_lr: 1e-4,
+                warmup_iters: 100,
+                weight_decay: 0.1,
+                grad_clip: 1.0,
+            },
+            denoiser: DitConfig {
+                image_size: 32,
+                channels: 3,
+                patch_size: 2,
+                width: 128,
+                layers: 6,
+                heads: 4,
+                context_dim: text_width,
+                pooled_dim: embed,
+            },
+            scheduler: SchedulerConfig {
+                beta_schedule: BetaSchedule::Cosine,
+                prediction_type: Prediction::Velocity,
+                ..SchedulerConfig::default()
+            },
+            diffusion: StageConfig {
+                batch_size: 64,
+                iters: 10000,
+                lr: 1e-3,
+                min_lr: 1e-4,
+                warmup_iters: 200,
+                weight_decay: 0.0,
+                grad_clip: 1.0,
+            },
+            caption_dropout: 0.1,
+            finetune_text_encoder: false,
+            seed: 1337,
+            log_interval: 50,
+            checkpoint_interval: 1000,
+        }
+    }
+
+    fn tiny() -> Self {
+        let shapes = Self::shapes();
+        Self {
+            image_size: 16,
+            vocab_size: 300,
+            text_encoder: TextEncoderConfig {
+                vocab_size: 300,
+                width: 32,
+                layers: 1,
+                heads: 2,
+                embed_dim: 32,
+                ..shapes.text_encoder
+            },
+            image_encoder: ImageEncoderConfig {
+                image_size: 16,
+                width: 32,
+                layers: 1,
+                heads: 2,
+                embed_dim: 32,
+                ..shapes.image_encoder
+            },
+            clip: StageConfig {
+                batch_size: 16,
+                iters: 20,
+                warmup_iters: 2,
+                ..shapes.clip
+            },
+            denoiser: DitConfig {
+                image_size: 16,
+                patch_size: 4,
+                width: 32,
+                layers: 2,
+                heads: 2,
+                context_dim: 32,
+                pooled_dim: 32,
+                ..shapes.denoiser
+            },
+            diffusion: StageConfig {
+                batch_size: 8,
+                iters: 20,
+                warmup_iters: 2,
+                ..shapes.diffusion
+            },
+            log_interval: 5,
+            checkpoint_interval: 10,
+            ..shapes
+        }
+    }
+
+    /// Checks that the parts fit together.
+    pub fn validate(&self) -> Result<()> {
+        let side = self.image_size;
+        if self.image_encoder.image_size != side || self.denoiser.image_size != side {
+            return Err(Error::Invalid(format!(
+                "image_size {side} must match image_encoder.image_size {} and denoiser.image_size {}",
+                self.image_encoder.image_size, self.denoiser.image_size
+            )));
+        }
+        if self.text_encoder.vocab_size != self.vocab_size {
+            return Err(Error::Invalid(format!(
+                "text_encoder.vocab_size {} must equal vocab_size {}",
+                self.text_encoder.vocab_size, self.vocab_size
+            )));
+        }
+        if self.denoiser.context_dim != self.text_encoder.width
+            || self.denoiser.pooled_dim != self.text_encoder.embed_dim
+        {
+            return Err(Error::Invalid(
+                "denoiser.context_dim and pooled_dim must equal the text encoder's width and embed_dim".into(),
+            ));
+        }
+        if !(0.0..1.0).contains(&self.caption_dropout) {
+            return Err(Error::Invalid(format!(
+                "caption_dropout must be in [0, 1), not {}",
+                self.caption_dropout
+            )));
+        }
+        for (name, stage) in [("clip", &self.clip), ("diffusion", &self.diffusion)] {
+            if stage.batch_size < 2 || stage.lr <= 0.0 {
+                return Err(Error::Invalid(format!(
+                    "{name}.batch_size must be at least 2 and {name}.lr positive"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
