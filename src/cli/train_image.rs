@@ -19,6 +19,10 @@ pub struct Args {
     /// Built-in preset: shapes (default) or tiny.
     #[arg(long, default_value = "shapes")]
     preset: String,
+    /// TOML file whose keys override the preset (tables for the parts:
+    /// `[denoiser]`, `[diffusion]`, `[scheduler]`, ...).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
     #[arg(long)]
     text_encoder: Option<PathBuf>,
@@ -57,6 +61,9 @@ fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut config = ImageTrainConfig::preset(&args.preset)?;
+    if let Some(path) = &args.config {
+        config = config.with_toml_file(path)?;
+    }
     config.finetune_text_encoder |= args.finetune_text_encoder;
     if let Some(iters) = args.clip_iters {
         config.clip.iters = iters;

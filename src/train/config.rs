@@ -155,12 +155,7 @@ impl TrainConfig {
             .parse()
             .map_err(|e| Error::bad_file(path, format!("invalid TOML: {e}")))?;
         let mut table = toml::Table::try_from(self).expect("config serialises");
-        for (key, value) in overrides {
-            if !table.contains_key(&key) {
-                return Err(Error::bad_file(path, format!("unknown setting '{key}'")));
-            }
-            table.insert(key, value);
-        }
+        merge_toml(&mut table, overrides, "", path)?;
         table
             .try_into()
             .map_err(|e| Error::bad_file(path, format!("{e}")))
@@ -224,4 +219,28 @@ impl TrainConfig {
                 (key.clone(), value.to_string(), other)
             })
     }
+}
+
+/// Replaces the keys of `base` with those of `overrides`, table by table
+/// (`[denoiser] width = 192` changes one field of a nested table). A key
+/// `base` lacks is an error naming it.
+pub(crate) fn merge_toml(
+    base: &mut toml::Table,
+    overrides: toml::Table,
+    prefix: &str,
+    path: &Path,
+) -> Result<()> {
+    for (key, value) in overrides {
+        let name = format!("{prefix}{key}");
+        match (base.get_mut(&key), value) {
+            (None, _) => {
+                return Err(Error::bad_file(path, format!("unknown setting '{name}'")));
+            }
+            (Some(toml::Value::Table(inner)), toml::Value::Table(value)) => {
+                merge_toml(inner, value, &format!("{name}."), path)?;
+            }
+            (Some(slot), value) => *slot = value,
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@
 use crate::diffusion::{BetaSchedule, Prediction, SchedulerConfig};
 use crate::model::{DitConfig, ImageEncoderConfig, TextEncoderConfig};
 use crate::{Error, Result};
+use super::config::merge_toml;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// One stage's optimisation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,6 +190,19 @@ impl ImageTrainConfig {
             checkpoint_interval: 10,
             ..shapes
         }
+    }
+
+    /// This config with the keys of the TOML file at `path` replacing its own.
+    pub fn with_toml_file(&self, path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+        let overrides: toml::Table = text
+            .parse()
+            .map_err(|e| Error::bad_file(path, format!("invalid TOML: {e}")))?;
+        let mut table = toml::Table::try_from(self).expect("config serialises");
+        merge_toml(&mut table, overrides, "", path)?;
+        table
+            .try_into()
+            .map_err(|e| Error::bad_file(path, format!("{e}")))
     }
 
     /// Checks that the parts fit together.
