@@ -10,6 +10,7 @@ pub mod data;
 pub mod device;
 pub mod diffusion;
 pub mod error;
+pub mod eval;
 pub mod generate;
 pub mod kernels;
 pub mod model;

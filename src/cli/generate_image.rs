@@ -64,8 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         guidance: args.guidance,
         sampler,
         seed: args.seed,
-        n: args.n,
     };
+    if args.n == 0 {
+        anyhow::bail!("-n must be at least 1");
+    }
     let bar = if args.quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -78,7 +80,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     let started = std::time::Instant::now();
-    let pictures = generate_images(&model, &args.prompt, &options, |_, _| bar.inc(1))?;
+    let pictures = generate_images(
+        &model,
+        &vec![args.prompt.clone(); args.n],
+        &options,
+        |_, _| bar.inc(1),
+    )?;
     bar.finish_and_clear();
     let columns = (pictures.len() as f64).sqrt().ceil() as usize;
     let picture = grid(&pictures, columns);

@@ -3,6 +3,7 @@
 mod bench;
 mod chat;
 mod demo;
+mod eval;
 mod generate;
 mod generate_image;
 mod prepare;
@@ -34,6 +35,8 @@ enum Command {
     Generate(generate::Args),
     /// Chat with a model: the conversation so far is its context.
     Chat(chat::Args),
+    /// Score a trained model (`seer eval image`: the shapes-world table).
+    Eval(eval::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
     Bench(bench::Args),
     /// Train a small character GPT on the built-in Shakespeare and sample from it.
@@ -79,6 +82,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(args),
         Command::Chat(args) => chat::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }

@@ -25,15 +25,14 @@ pub struct ImageOptions {
     pub sampler: SamplerKind,
     /// Seed of the starting noise (and of DDPM's fresh noise).
     pub seed: u64,
-    /// Pictures to make.
-    pub n: usize,
 }
 
-/// Generates `options.n` pictures for `prompt`; `on_step` sees each step's
-/// index and result (the sample and the current clean-image estimate).
+/// Generates one picture per prompt, all in one batch (repeat a prompt for
+/// several pictures of it); `on_step` sees each step's index and result
+/// (the samples and the current clean-image estimates).
 pub fn generate_images(
     model: &ImageModel,
-    prompt: &str,
+    prompts: &[String],
     options: &ImageOptions,
     mut on_step: impl FnMut(usize, &StepOutput),
 ) -> Result<Vec<RgbImage>> {
@@ -46,16 +45,18 @@ pub fn generate_images(
             options.guidance
         )));
     }
-    if options.n == 0 {
-        return Err(Error::Invalid("-n must be at least 1".into()));
+    if prompts.is_empty() {
+        return Err(Error::Invalid("no prompts to draw".into()));
     }
     let device = Device::Cpu;
     let sampler = Sampler::new(model.schedule.clone(), options.sampler, options.steps)?;
-    let n = options.n;
-    let (prompt_ids, _) = model.caption_ids(prompt)?;
+    let n = prompts.len();
+    let mut captions = prompts
+        .iter()
+        .map(|p| Ok(model.caption_ids(p)?.0))
+        .collect::<Result<Vec<_>>>()?;
     let (empty_ids, _) = model.caption_ids("")?;
     let guided = options.guidance != 1.0;
-    let mut captions = vec![prompt_ids; n];
     if guided {
         captions.extend(std::iter::repeat_n(empty_ids, n));
     }

@@ -1,10 +1,10 @@
 //! The settings of a text-to-image run: both stages' model shapes, the
 //! noise schedule, and each stage's optimisation, with built-in presets.
 
+use super::config::merge_toml;
 use crate::diffusion::{BetaSchedule, Prediction, SchedulerConfig};
 use crate::model::{DitConfig, ImageEncoderConfig, TextEncoderConfig};
 use crate::{Error, Result};
-use super::config::merge_toml;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -3,10 +3,12 @@
 //! (captions and prompts) that say what they hold, and the detector that
 //! reads them back out of any picture, rendered or generated.
 
+mod benchmark;
 mod describe;
 mod detect;
 mod render;
 
+pub use benchmark::{prompts, Category};
 pub use describe::{caption, Description, Item, Relation};
 pub use detect::{detect, Detection, Finding};
 pub use render::render;
