@@ -90,7 +90,12 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
                 DType::F32,
                 &device,
             )?;
-            let loss = train_clip(options, &tokenizer, &text, &image, &mut metrics, stop)?;
+            let mut run = Run {
+                options,
+                metrics: &mut metrics,
+                stop,
+            };
+            let loss = train_clip(&mut run, &tokenizer, &text, &image)?;
             (tokenizer, text, image, Some(loss))
         }
     };
@@ -115,7 +120,12 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
     let diffusion_loss = if stop.load(Ordering::SeqCst) {
         f64::NAN
     } else {
-        train_denoiser(options, &model, &mut metrics, stop)?
+        let mut run = Run {
+            options,
+            metrics: &mut metrics,
+            stop,
+        };
+        train_denoiser(&mut run, &model)?
     };
     model.save(&options.out)?;
     Ok(ImageTrainOutcome {
@@ -157,19 +167,26 @@ fn progress(visible: bool, len: u64, name: &str) -> indicatif::ProgressBar {
     )
 }
 
+/// What every stage shares: the run's options, its metrics log and the stop flag.
+struct Run<'a> {
+    options: &'a ImageTrainOptions,
+    metrics: &'a mut Metrics,
+    stop: &'a AtomicBool,
+}
+
 /// One stage's loop: `step_loss` computes the loss of step `i`; the
-/// optimizer, schedule, logging and stop requests are handled here.
-/// Returns the mean of the last logged losses.
+/// optimizer, schedule, logging and stop requests are handled here, and
+/// `checkpoint` is called after every step. Returns the mean of the last
+/// logged losses.
 fn run_stage(
+    run: &mut Run,
     name: &str,
     stage: &StageConfig,
     params: &Params,
-    options: &ImageTrainOptions,
-    metrics: &mut Metrics,
-    stop: &AtomicBool,
     mut step_loss: impl FnMut(u64) -> Result<Tensor>,
     mut checkpoint: impl FnMut(u64) -> Result<()>,
 ) -> Result<f64> {
+    let (options, stop) = (run.options, run.stop);
     let mut optimizer = AdamW::new(params, 0.9, 0.999, stage.weight_decay)?;
     let bar = progress(options.progress, stage.iters, name);
     let started = Instant::now();
@@ -200,7 +217,7 @@ fn run_stage(
         let interval = options.config.log_interval.max(1);
         if (step + 1) % interval == 0 || step + 1 == stage.iters {
             last = recent / count as f64;
-            metrics.push(MetricRecord {
+            run.metrics.push(MetricRecord {
                 step: step + 1,
                 split: name.to_string(),
                 loss: last,
@@ -220,13 +237,12 @@ fn run_stage(
 }
 
 fn train_clip(
-    options: &ImageTrainOptions,
+    run: &mut Run,
     tokenizer: &Tokenizer,
     text: &TextEncoder,
     image: &ImageEncoder,
-    metrics: &mut Metrics,
-    stop: &AtomicBool,
 ) -> Result<f64> {
+    let options = run.options;
     let config = &options.config;
     let params = Params::joined(&[
         ("text_encoder", text.params()),
@@ -235,12 +251,10 @@ fn train_clip(
     let context = text.config().context_length;
     let seed = config.seed;
     run_stage(
+        run,
         "clip",
         &config.clip,
         &params,
-        options,
-        metrics,
-        stop,
         |step| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xc11b, step]));
             let pairs = options
@@ -255,12 +269,8 @@ fn train_clip(
     )
 }
 
-fn train_denoiser(
-    options: &ImageTrainOptions,
-    model: &ImageModel,
-    metrics: &mut Metrics,
-    stop: &AtomicBool,
-) -> Result<f64> {
+fn train_denoiser(run: &mut Run, model: &ImageModel) -> Result<f64> {
+    let options = run.options;
     let config = &options.config;
     let dit = model.denoiser.as_ref().expect("the denoiser was just made");
     let params = if config.finetune_text_encoder {
@@ -276,12 +286,10 @@ fn train_denoiser(
     let seed = config.seed;
     let device = Device::Cpu;
     run_stage(
+        run,
         "diffusion",
         &config.diffusion,
         &params,
-        options,
-        metrics,
-        stop,
         |step| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xd1f, step]));
             let b = config.diffusion.batch_size;
