@@ -32,7 +32,7 @@ enum Command {
     /// Train a GPT on prepared data.
     Train(Box<train::Args>),
     /// Generate text from a trained model, streamed as it is produced.
-    Generate(generate::Args),
+    Generate(Box<generate::Args>),
     /// Chat with a model: the conversation so far is its context.
     Chat(chat::Args),
     /// Score a trained model (`seer eval image`: the shapes-world table).
@@ -80,7 +80,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Prepare(args) => prepare::run(args),
         Command::Train(args) => train::run(*args),
-        Command::Generate(args) => generate::run(args),
+        Command::Generate(args) => generate::run(*args),
         Command::Chat(args) => chat::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
