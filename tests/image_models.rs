@@ -266,3 +266,47 @@ fn scramble_f32(params: &Params) {
             .unwrap();
     }
 }
+
+#[test]
+fn a_tiny_denoiser_overfits_a_handful_of_pictures() {
+    use rand::SeedableRng;
+    use seer::data::images_to_tensor;
+    use seer::data::shapes::{render, Scene};
+    use seer::diffusion::{NoiseSchedule, SchedulerConfig};
+    use seer::train::AdamW;
+    let device = Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let pictures: Vec<_> = (0..4)
+        .map(|_| render(&Scene::sample(&mut rng), 16))
+        .collect();
+    let x0 = images_to_tensor(&pictures, &device).unwrap();
+    let text = TextEncoder::new(&text_config(), 1, DType::F32, &device).unwrap();
+    let config = DitConfig {
+        image_size: 16,
+        patch_size: 4,
+        width: 32,
+        ..dit_config()
+    };
+    let dit = Dit::new(&config, 2, DType::F32, &device).unwrap();
+    let schedule = NoiseSchedule::new(SchedulerConfig::default()).unwrap();
+    let captions = vec![vec![1, 10], vec![2, 10], vec![3, 10], vec![4, 10]];
+    let noise = randn(&[4, 3, 16, 16], DType::F32, 8);
+    let t = [100, 300, 500, 700];
+    let noisy = schedule.add_noise(&x0, &noise, &t).unwrap();
+    let target = schedule.target(&x0, &noise, &t).unwrap();
+    let times: Vec<f32> = t.iter().map(|&t| t as f32).collect();
+    let features = text.encode(&captions, &mut Mode::Eval).unwrap().detach();
+    let loss = || {
+        let out = dit.forward(&noisy, &times, &features).unwrap();
+        (out - &target).unwrap().sqr().unwrap().mean_all().unwrap()
+    };
+    let mut optimizer = AdamW::new(dit.params(), 0.9, 0.999, 0.0).unwrap();
+    let first = loss().to_scalar::<f32>().unwrap();
+    for _ in 0..300 {
+        let grads = loss().backward().unwrap();
+        optimizer.step(&grads, 3e-3, 1.0).unwrap();
+    }
+    let last = loss().to_scalar::<f32>().unwrap();
+    eprintln!("loss {first} → {last}");
+    assert!(last * 10.0 < first, "loss {first} → {last}");
+}

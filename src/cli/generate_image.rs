@@ -20,13 +20,13 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     steps: usize,
     /// Classifier-free guidance scale (1: the prompt alone; 0: ignore it).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true)]
     guidance: f64,
     /// Sampler: ddim (deterministic with --eta 0) or ddpm (ancestral).
     #[arg(long, default_value = "ddim")]
     sampler: String,
     /// DDIM's noise scale (0: deterministic).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     eta: f64,
     /// Random seed: the same seed, model and flags give the same pictures.
     #[arg(long, default_value_t = 0)]

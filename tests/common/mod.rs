@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod composite;
+pub mod run;
 
 use candle_core::{DType, Device, Tensor, Var};
 

@@ -1,0 +1,231 @@
+//! Text to image end to end on a tiny model: `seer train image`, `seer
+//! generate image`, `seer eval image`, determinism, and bad input.
+
+mod common;
+
+use common::run::{fails, seer};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// A tiny image model, trained once for all tests (a few seconds).
+fn model() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("model");
+        let out = seer(&[
+            "train",
+            "image",
+            "--preset",
+            "tiny",
+            "-o",
+            model.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        assert!(out.stdout.contains("stage 1 (CLIP)"), "{}", out.stdout);
+        (dir, model)
+    })
+    .1
+}
+
+fn generate(prompt: &str, seed: &str, out: &Path, extra: &[&str]) -> common::run::Output {
+    let mut args = vec![
+        "generate",
+        "image",
+        prompt,
+        "--model",
+        model().to_str().unwrap(),
+    ];
+    args.extend([
+        "--steps",
+        "4",
+        "--seed",
+        seed,
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    args.extend(extra);
+    seer(&args)
+}
+
+#[test]
+fn training_writes_a_complete_model_folder() {
+    for part in [
+        "model_index.json",
+        "tokenizer/tokenizer.json",
+        "text_encoder/config.json",
+        "text_encoder/model.safetensors",
+        "image_encoder/model.safetensors",
+        "denoiser/config.json",
+        "denoiser/model.safetensors",
+        "scheduler/scheduler_config.json",
+        "metrics.jsonl",
+    ] {
+        assert!(model().join(part).is_file(), "{part} missing");
+    }
+    let again = seer(&[
+        "train",
+        "image",
+        "--preset",
+        "tiny",
+        "-o",
+        model().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        again.code, 1,
+        "an existing model is not overwritten silently"
+    );
+    assert!(again.stderr.contains("--overwrite"), "{}", again.stderr);
+}
+
+#[test]
+fn generation_is_deterministic_for_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, c) = (
+        dir.path().join("a.png"),
+        dir.path().join("b.png"),
+        dir.path().join("c.png"),
+    );
+    for (path, seed) in [(&a, "3"), (&b, "3"), (&c, "4")] {
+        let out = generate("a red circle", seed, path, &["-n", "4"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let read = |p: &Path| image::open(p).unwrap().to_rgb8();
+    assert_eq!(read(&a), read(&b), "same seed, same pictures");
+    assert_ne!(read(&a), read(&c), "another seed, other pictures");
+    // Four 16-pixel pictures in a 2×2 grid with a 2-pixel gap.
+    assert_eq!(read(&a).dimensions(), (34, 34));
+    let ddpm = generate("a red circle", "3", &c, &["--sampler", "ddpm"]);
+    assert_eq!(ddpm.code, 0, "{}", ddpm.stderr);
+}
+
+#[test]
+fn empty_and_overlong_prompts_are_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let empty = generate("", "1", &out, &[]);
+    assert_eq!(empty.code, 0);
+    assert!(empty.stderr.contains("unconditional"), "{}", empty.stderr);
+    let long = "a red circle and a blue square ".repeat(10);
+    let cut = generate(&long, "1", &out, &[]);
+    assert_eq!(cut.code, 0);
+    assert!(cut.stderr.contains("cut off"), "{}", cut.stderr);
+}
+
+#[test]
+fn bad_generation_settings_fail_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.png");
+    let m = model().to_str().unwrap();
+    let o = out.to_str().unwrap();
+    fails(
+        &[
+            "generate", "image", "a", "--model", m, "--steps", "0", "-o", o,
+        ],
+        &["steps"],
+    );
+    fails(
+        &[
+            "generate",
+            "image",
+            "a",
+            "--model",
+            m,
+            "--guidance",
+            "-1",
+            "-o",
+            o,
+        ],
+        &["guidance"],
+    );
+    fails(
+        &[
+            "generate",
+            "image",
+            "a",
+            "--model",
+            m,
+            "--sampler",
+            "euler",
+            "-o",
+            o,
+        ],
+        &["sampler"],
+    );
+    fails(
+        &["generate", "image", "a", "--model", m, "-n", "0", "-o", o],
+        &["-n"],
+    );
+    fails(
+        &["generate", "image", "a", "--model", o, "-o", o],
+        &["model_index.json"],
+    );
+    // A model folder with a part missing names the part.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).unwrap();
+    for entry in [
+        "model_index.json",
+        "tokenizer",
+        "image_encoder",
+        "scheduler",
+        "denoiser",
+    ] {
+        copy(&model().join(entry), &broken.join(entry));
+    }
+    fails(
+        &[
+            "generate",
+            "image",
+            "a",
+            "--model",
+            broken.to_str().unwrap(),
+            "-o",
+            o,
+        ],
+        &["text_encoder"],
+    );
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        std::fs::copy(from, to).unwrap();
+    }
+}
+
+#[test]
+fn eval_prints_the_clip_scores_and_the_category_table() {
+    let out = seer(&[
+        "eval",
+        "image",
+        "--model",
+        model().to_str().unwrap(),
+        "--per-category",
+        "2",
+        "--clip-pairs",
+        "40",
+        "--steps",
+        "3",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for line in [
+        "text→image recall@1",
+        "hard negatives",
+        "single object",
+        "counting",
+        "overall",
+    ] {
+        assert!(
+            out.stdout.contains(line),
+            "'{line}' missing from:\n{}",
+            out.stdout
+        );
+    }
+}
