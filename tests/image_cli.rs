@@ -229,3 +229,61 @@ fn eval_prints_the_clip_scores_and_the_category_table() {
         );
     }
 }
+
+#[test]
+fn training_on_a_folder_without_usable_pictures_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.png"), b"not a png").unwrap();
+    std::fs::write(dir.path().join("broken.txt"), "a caption").unwrap();
+    let out = dir.path().join("model");
+    fails(
+        &[
+            "train",
+            "image",
+            "--preset",
+            "tiny",
+            "--data",
+            dir.path().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &["no usable captioned images", "1 skipped"],
+    );
+}
+
+#[test]
+fn training_on_mnist_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("model");
+    let run = seer(&[
+        "train",
+        "image",
+        "--preset",
+        "tiny",
+        "--data",
+        "mnist",
+        "--image-size",
+        "32",
+        "-o",
+        out.to_str().unwrap(),
+        "--quiet",
+        "--clip-iters",
+        "3",
+        "--iters",
+        "3",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let small = seer(&[
+        "train",
+        "image",
+        "--preset",
+        "tiny",
+        "--data",
+        "mnist",
+        "-o",
+        out.to_str().unwrap(),
+        "--overwrite",
+    ]);
+    assert_eq!(small.code, 1);
+    assert!(small.stderr.contains("too small"), "{}", small.stderr);
+}

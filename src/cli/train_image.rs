@@ -1,7 +1,8 @@
 //! `seer train image`: train a text-to-image model (stage 1 CLIP, stage 2 DiT).
 
 use anyhow::Context;
-use seer::data::PairSource;
+use seer::data::mnist::{Mnist, GENERATOR_DIGITS};
+use seer::data::{load_folder, PairSource};
 use seer::train::{train_image, ImageTrainConfig, ImageTrainOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,9 +11,14 @@ use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Training pairs: `shapes` (the built-in shapes world).
+    /// Training pairs: `shapes` (the built-in shapes world), `mnist` (the
+    /// built-in digits) or a folder of PNG/JPEG files with `.txt` captions
+    /// or a `metadata.jsonl`.
     #[arg(long, default_value = "shapes")]
     data: String,
+    /// Picture side in pixels (the shapes world draws 32 or 64).
+    #[arg(long)]
+    image_size: Option<usize>,
     /// Model folder to write.
     #[arg(short, long)]
     out: PathBuf,
@@ -53,10 +59,36 @@ pub struct Args {
 }
 
 fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
-    match data {
-        "shapes" => Ok(PairSource::Shapes { side: side as u32 }),
-        other => anyhow::bail!("--data {other}: only `shapes` is available"),
-    }
+    let side = side as u32;
+    Ok(match data {
+        "shapes" => PairSource::Shapes { side },
+        "mnist" => {
+            if side < 28 {
+                anyhow::bail!("--image-size {side} is too small for 28×28 MNIST digits");
+            }
+            PairSource::Mnist {
+                digits: Arc::new(Mnist::builtin()?),
+                range: GENERATOR_DIGITS,
+                side,
+            }
+        }
+        folder => {
+            let loaded = load_folder(std::path::Path::new(folder), side)?;
+            if !loaded.skipped.is_empty() {
+                eprintln!(
+                    "{folder}: {} file(s) skipped, e.g. {}: {}",
+                    loaded.skipped.len(),
+                    loaded.skipped[0].0,
+                    loaded.skipped[0].1
+                );
+            }
+            eprintln!("{folder}: {} captioned pictures", loaded.pairs.len());
+            PairSource::Folder {
+                pairs: Arc::new(loaded.pairs),
+                side,
+            }
+        }
+    })
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -77,6 +109,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(lr) = args.lr {
         config.diffusion.lr = lr;
         config.diffusion.min_lr = config.diffusion.min_lr.min(lr);
+    }
+    if let Some(side) = args.image_size {
+        config.image_size = side;
+        config.image_encoder.image_size = side;
+        config.denoiser.image_size = side;
     }
     if let Some(seed) = args.seed {
         config.seed = seed;

@@ -1,18 +1,37 @@
 //! Image–caption pairs for the image models, and the conversions between
 //! pictures and the tensors the models read (`[-1, 1]`, channels first).
 
+use super::mnist::{digit_caption, Mnist};
 use super::shapes::{caption, render, Scene};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
 use rand::Rng;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Where training pairs come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum PairSource {
     /// The procedural shapes world at this image side (fresh scenes forever).
     Shapes {
         /// Image side in pixels (32 or 64).
+        side: u32,
+    },
+    /// MNIST digits (those in `range`), centred on `side × side`.
+    Mnist {
+        /// The digits.
+        digits: Arc<Mnist>,
+        /// Which of them to train on.
+        range: Range<usize>,
+        /// Image side in pixels (at least 28).
+        side: u32,
+    },
+    /// A folder of captioned pictures, already square and resized.
+    Folder {
+        /// The pictures with their captions.
+        pairs: Arc<Vec<(RgbImage, String)>>,
+        /// Image side in pixels.
         side: u32,
     },
 }
@@ -30,36 +49,49 @@ impl PairSource {
     /// Image side in pixels.
     pub fn side(&self) -> u32 {
         match self {
-            PairSource::Shapes { side } => *side,
+            PairSource::Shapes { side }
+            | PairSource::Mnist { side, .. }
+            | PairSource::Folder { side, .. } => *side,
+        }
+    }
+
+    /// One pair drawn with `rng`.
+    fn pair(&self, rng: &mut impl Rng) -> (RgbImage, String) {
+        match self {
+            PairSource::Shapes { side } => {
+                let scene = Scene::sample(rng);
+                (render(&scene, *side), caption(&scene, rng))
+            }
+            PairSource::Mnist {
+                digits,
+                range,
+                side,
+            } => {
+                let i = rng.random_range(range.clone());
+                (
+                    digits.picture(i, *side),
+                    digit_caption(digits.label(i), rng),
+                )
+            }
+            PairSource::Folder { pairs, .. } => pairs[rng.random_range(0..pairs.len())].clone(),
         }
     }
 
     /// `n` pairs drawn with `rng`.
     pub fn sample(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Pairs> {
-        match self {
-            PairSource::Shapes { side } => {
-                let mut pictures = Vec::with_capacity(n);
-                let mut captions = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let scene = Scene::sample(rng);
-                    captions.push(caption(&scene, rng));
-                    pictures.push(render(&scene, *side));
-                }
-                Ok(Pairs {
-                    images: images_to_tensor(&pictures, device)?,
-                    captions,
-                })
-            }
-        }
+        let (pictures, captions): (Vec<RgbImage>, Vec<String>) =
+            (0..n).map(|_| self.pair(rng)).unzip();
+        Ok(Pairs {
+            images: images_to_tensor(&pictures, device)?,
+            captions,
+        })
     }
 
-    /// Every caption a corpus sampler would produce, `n` of them, for training
-    /// a tokenizer.
+    /// Captions to train a tokenizer on: a folder's own, or `n` drawn.
     pub fn caption_corpus(&self, n: usize, rng: &mut impl Rng) -> Vec<String> {
         match self {
-            PairSource::Shapes { .. } => {
-                (0..n).map(|_| caption(&Scene::sample(rng), rng)).collect()
-            }
+            PairSource::Folder { pairs, .. } => pairs.iter().map(|(_, c)| c.clone()).collect(),
+            _ => (0..n).map(|_| self.pair(rng).1).collect(),
         }
     }
 }
