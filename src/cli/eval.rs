@@ -4,7 +4,7 @@
 
 use seer::data::grid;
 use seer::diffusion::SamplerKind;
-use seer::eval::{evaluate_clip, evaluate_images};
+use seer::eval::{evaluate_clip, evaluate_images, ClipReport};
 use seer::generate::ImageOptions;
 use seer::model::ImageModel;
 use std::path::PathBuf;
@@ -58,6 +58,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let clip = evaluate_clip(&model, args.clip_pairs, side, 0x5eed)?;
     let clip_s = started.elapsed().as_secs_f64();
+    if !args.json {
+        print_clip(&clip, clip_s);
+    }
+    if model.denoiser.is_none() {
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"clip": clip}))?
+            );
+        } else {
+            println!(
+                "\nno denoiser in {} (stage 2 not trained yet): no pictures to judge",
+                args.model.display()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let options = ImageOptions {
         steps: args.steps,
         guidance: args.guidance,
@@ -87,18 +104,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("CLIP on {} held-out pairs ({clip_s:.1} s):", clip.pairs);
-    println!(
-        "  text→image recall@1 {:.1}%  @5 {:.1}%   (strict, paired picture only: @1 {:.1}%)",
-        clip.text_to_image_r1, clip.text_to_image_r5, clip.strict_text_to_image_r1
-    );
-    println!(
-        "  image→text recall@1 {:.1}%  @5 {:.1}%",
-        clip.image_to_text_r1, clip.image_to_text_r5
-    );
-    for (kind, accuracy, cases) in &clip.hard_negatives {
-        println!("  hard negatives, {kind}: {accuracy:.1}% of {cases}");
-    }
     println!(
         "\nGenerated pictures, judged by the detector ({} DDIM steps, guidance {}, {images_s:.1} s):",
         args.steps, args.guidance
@@ -115,4 +120,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     println!("  {:<24} {:>8} {:>6.1}%", "overall", "", report.overall);
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_clip(clip: &ClipReport, seconds: f64) {
+    println!("CLIP on {} held-out pairs ({seconds:.1} s):", clip.pairs);
+    println!(
+        "  text→image recall@1 {:.1}%  @5 {:.1}%   (strict, paired picture only: @1 {:.1}%)",
+        clip.text_to_image_r1, clip.text_to_image_r5, clip.strict_text_to_image_r1
+    );
+    println!(
+        "  image→text recall@1 {:.1}%  @5 {:.1}%",
+        clip.image_to_text_r1, clip.image_to_text_r5
+    );
+    for (kind, accuracy, cases) in &clip.hard_negatives {
+        println!("  hard negatives, {kind}: {accuracy:.1}% of {cases}");
+    }
 }
