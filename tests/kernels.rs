@@ -192,6 +192,41 @@ fn attention_dropout_is_seeded_and_drops_about_p() {
 }
 
 #[test]
+fn layer_norm_with_a_weight_and_bias_per_item_matches_composite() {
+    // Adaptive LayerNorm: rows of item b use weight[b] and bias[b]; 37 rows
+    // per item so that tasks of 16 rows end inside an item.
+    let inputs = [
+        randn(&[3, 37, 24], DType::F32, 4),
+        randn(&[3, 24], DType::F32, 5),
+        randn(&[3, 24], DType::F32, 6),
+    ];
+    let per_item = |x: &[Tensor]| {
+        let w = x[1].unsqueeze(1).unwrap();
+        let b = x[2].unsqueeze(1).unwrap();
+        composite_layer_norm(&x[0], &w, &b)
+    };
+    against_composite(
+        &inputs,
+        |x| layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap(),
+        per_item,
+    );
+    let inputs = [
+        randn(&[2, 5, 8], DType::F64, 7),
+        randn(&[2, 8], DType::F64, 8),
+        randn(&[2, 8], DType::F64, 9),
+    ];
+    against_finite_differences(&inputs, |x| layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap());
+    let bad = randn(&[4, 24], DType::F32, 1);
+    assert!(layer_norm(
+        inputs[0].as_tensor(),
+        bad.as_tensor(),
+        bad.as_tensor(),
+        1e-5
+    )
+    .is_err());
+}
+
+#[test]
 fn layer_norm_matches_composite_and_finite_differences() {
     let inputs = [
         randn(&[3, 37, 24], DType::F32, 1),

@@ -1,5 +1,8 @@
 //! LayerNorm over the last dimension with weight and bias, one pass forward
 //! and one backward (rows in parallel), the row statistics kept in between.
+//! The weight and bias are shared by every row (`[dim]`), or given per batch
+//! item (`[batch, dim]`): DiT's adaptive LayerNorm, `norm(x)·(1 + scale) +
+//! shift` with a scale and shift for each picture, is then one op.
 
 use super::{contiguous, math, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
@@ -12,7 +15,9 @@ use std::sync::Mutex;
 /// Rows per parallel task.
 const ROWS: usize = 16;
 
-/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension of `x`.
+/// `(x − mean) / sqrt(var + eps) · weight + bias` over the last dimension of
+/// `x`; `weight` and `bias` are `[dim]`, or `[batch, dim]` for one per item
+/// of `x`'s first dimension.
 pub fn layer_norm(
     x: &Tensor,
     weight: &Tensor,
@@ -20,16 +25,22 @@ pub fn layer_norm(
     eps: f64,
 ) -> candle_core::Result<Tensor> {
     let dim = x.dim(candle_core::D::Minus1)?;
-    if weight.dims() != [dim] || bias.dims() != [dim] {
+    let shared = weight.dims() == [dim] && bias.dims() == [dim];
+    let per_item = x.rank() >= 2 && {
+        let b = x.dim(0)?;
+        weight.dims() == [b, dim] && bias.dims() == [b, dim]
+    };
+    if !shared && !per_item {
         candle_core::bail!(
-            "layer_norm: weight {:?} and bias {:?} must be [{dim}]",
+            "layer_norm: weight {:?} and bias {:?} must be [{dim}] or [batch, {dim}] for x {:?}",
             weight.dims(),
-            bias.dims()
+            bias.dims(),
+            x.dims()
         );
     }
     x.contiguous()?.apply_op3(
-        weight,
-        bias,
+        &weight.contiguous()?,
+        &bias.contiguous()?,
         LayerNorm {
             eps,
             stats: Mutex::new(Vec::new()),
@@ -60,15 +71,19 @@ impl CustomOp3 for LayerNorm {
         with_float!(s1.dtype(), "layer_norm", T => {
             let x = contiguous::<T>(s1, l1, "layer_norm")?;
             let (w, b) = (contiguous::<T>(s2, l2, "layer_norm")?, contiguous::<T>(s3, l3, "layer_norm")?);
-            let c = w.len();
+            let c = l1.shape().dims().last().copied().unwrap_or(1);
+            let groups = Groups::of(x.len() / c, w.len() / c);
             let eps = T::from_f64(self.eps);
             let mut y = vec![T::zero(); x.len()];
             let mut stats = vec![(0.0, 0.0); x.len() / c];
             y.par_chunks_mut(ROWS * c)
                 .zip(x.par_chunks(ROWS * c))
                 .zip(stats.par_chunks_mut(ROWS))
-                .for_each(|((y, x), stats)| {
-                    for ((y, x), stat) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats) {
+                .enumerate()
+                .for_each(|(task, ((y, x), stats))| {
+                    for (r, ((y, x), stat)) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats).enumerate() {
+                        let g = groups.of_row(task * ROWS + r);
+                        let (w, b) = (&w[g * c..(g + 1) * c], &b[g * c..(g + 1) * c]);
                         let n = T::from_f64(c as f64);
                         let mean = math::sum(x) / n;
                         // y holds the centred row first.
@@ -98,12 +113,12 @@ impl CustomOp3 for LayerNorm {
             with_slice::<T, _>(x, "layer_norm", |xs| {
                 with_slice::<T, _>(weight, "layer_norm", |w| {
                     with_slice::<T, _>(grad, "layer_norm", |dy| {
-                        let (dx, dw, db) = backward(xs, w, dy, &stats);
-                        let c = w.len();
+                        let c = x.dim(candle_core::D::Minus1)?;
+                        let (dx, dw, db) = backward(xs, w, c, dy, &stats);
                         Ok((
                             Some(tensor_from(dx, x.shape().clone())?),
-                            Some(tensor_from(dw, c)?),
-                            Some(tensor_from(db, c)?),
+                            Some(tensor_from(dw, weight.shape().clone())?),
+                            Some(tensor_from(db, weight.shape().clone())?),
                         ))
                     })
                 })
@@ -112,59 +127,90 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
+/// Rows split evenly into groups that share a weight and bias row.
+#[derive(Clone, Copy)]
+struct Groups {
+    rows_per_group: usize,
+}
+
+impl Groups {
+    fn of(rows: usize, groups: usize) -> Self {
+        Self {
+            rows_per_group: rows / groups.max(1),
+        }
+    }
+
+    fn of_row(&self, row: usize) -> usize {
+        row / self.rows_per_group.max(1)
+    }
+}
+
+/// `(dx, dweight, dbias)`; `w` holds one or more rows of `c` (one per group of rows).
 fn backward<T: Float>(
     x: &[T],
     w: &[T],
+    c: usize,
     dy: &[T],
     stats: &[(f64, f64)],
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
-    let c = w.len();
+    let rows = x.len() / c;
+    let groups = Groups::of(rows, w.len() / c);
     let mut dx = vec![T::zero(); x.len()];
-    let (dw, db) = dx
+    // Each task returns the weight and bias gradients of the groups its rows
+    // belong to (one, or a few where it crosses a group boundary).
+    let partial: Vec<Vec<(usize, Vec<T>, Vec<T>)>> = dx
         .par_chunks_mut(ROWS * c)
         .zip(x.par_chunks(ROWS * c))
         .zip(dy.par_chunks(ROWS * c))
         .zip(stats.par_chunks(ROWS))
-        .fold(
-            || (vec![T::zero(); c], vec![T::zero(); c]),
-            |(mut dw, mut db), (((dx, x), dy), stats)| {
-                let n = T::from_f64(c as f64);
-                let mut g = vec![T::zero(); c];
-                for (((dx, x), dy), &(mean, rstd)) in dx
-                    .chunks_mut(c)
-                    .zip(x.chunks(c))
-                    .zip(dy.chunks(c))
-                    .zip(stats)
-                {
-                    let (mean, rstd) = (T::from_f64(mean), T::from_f64(rstd));
-                    // dx holds x̂ first, g the gradient with respect to x̂.
-                    dx.iter_mut()
-                        .zip(x)
-                        .for_each(|(d, &v)| *d = (v - mean) * rstd);
-                    g.iter_mut()
-                        .zip(dy)
-                        .zip(w)
-                        .for_each(|((g, &dy), &w)| *g = dy * w);
-                    dw.iter_mut()
-                        .zip(dy)
-                        .zip(dx.iter())
-                        .for_each(|((dw, &dy), &xh)| *dw += dy * xh);
-                    db.iter_mut().zip(dy).for_each(|(db, &dy)| *db += dy);
-                    let (mean_g, mean_gx) = (math::sum(&g) / n, math::dot(&g, dx) / n);
-                    dx.iter_mut()
-                        .zip(&g)
-                        .for_each(|(d, &g)| *d = (g - mean_g - *d * mean_gx) * rstd);
+        .enumerate()
+        .map(|(task, (((dx, x), dy), stats))| {
+            let n = T::from_f64(c as f64);
+            let mut sums: Vec<(usize, Vec<T>, Vec<T>)> = Vec::new();
+            let mut g = vec![T::zero(); c];
+            for (r, (((dx, x), dy), &(mean, rstd))) in dx
+                .chunks_mut(c)
+                .zip(x.chunks(c))
+                .zip(dy.chunks(c))
+                .zip(stats)
+                .enumerate()
+            {
+                let group = groups.of_row(task * ROWS + r);
+                if sums.last().is_none_or(|(g, _, _)| *g != group) {
+                    sums.push((group, vec![T::zero(); c], vec![T::zero(); c]));
                 }
-                (dw, db)
-            },
-        )
-        .reduce(
-            || (vec![T::zero(); c], vec![T::zero(); c]),
-            |(mut aw, mut ab), (bw, bb)| {
-                aw.iter_mut().zip(bw).for_each(|(a, b)| *a += b);
-                ab.iter_mut().zip(bb).for_each(|(a, b)| *a += b);
-                (aw, ab)
-            },
-        );
+                let (_, dw, db) = sums.last_mut().expect("just pushed");
+                let w = &w[group * c..(group + 1) * c];
+                let (mean, rstd) = (T::from_f64(mean), T::from_f64(rstd));
+                // dx holds x̂ first, g the gradient with respect to x̂.
+                dx.iter_mut()
+                    .zip(x)
+                    .for_each(|(d, &v)| *d = (v - mean) * rstd);
+                g.iter_mut()
+                    .zip(dy)
+                    .zip(w)
+                    .for_each(|((g, &dy), &w)| *g = dy * w);
+                dw.iter_mut()
+                    .zip(dy)
+                    .zip(dx.iter())
+                    .for_each(|((dw, &dy), &xh)| *dw += dy * xh);
+                db.iter_mut().zip(dy).for_each(|(db, &dy)| *db += dy);
+                let (mean_g, mean_gx) = (math::sum(&g) / n, math::dot(&g, dx) / n);
+                dx.iter_mut()
+                    .zip(&g)
+                    .for_each(|(d, &g)| *d = (g - mean_g - *d * mean_gx) * rstd);
+            }
+            sums
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![T::zero(); w.len()], vec![T::zero(); w.len()]);
+    for (group, pw, pb) in partial.into_iter().flatten() {
+        let range = group * c..(group + 1) * c;
+        dw[range.clone()]
+            .iter_mut()
+            .zip(pw)
+            .for_each(|(a, b)| *a += b);
+        db[range].iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
     (dx, dw, db)
 }

@@ -10,8 +10,8 @@
 use super::component::{load_component, save_component};
 use super::TextFeatures;
 use crate::nn::{
-    context_mask, grid_embedding, modulate, patchify, timestep_embedding, unpatchify, AdaLn,
-    Conditioning, DitBlock, Init, LayerNorm, Linear, ParamSource, Params,
+    context_mask, grid_embedding, modulated_norm, patchify, timestep_embedding, unpatchify, AdaLn,
+    Conditioning, DitBlock, Init, Linear, ParamSource, Params,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -53,7 +53,6 @@ pub struct Dit {
     caption_in: Linear,
     blocks: Vec<DitBlock>,
     final_adaln: AdaLn,
-    final_norm: LayerNorm,
     final_linear: Linear,
     params: Params,
 }
@@ -118,19 +117,9 @@ impl Dit {
                 Init::Normal(0.02),
             )?,
             blocks: (0..config.layers)
-                .map(|i| {
-                    DitBlock::new(
-                        &p.pp("h").pp(i),
-                        c,
-                        config.heads,
-                        config.context_dim,
-                        dtype,
-                        &device,
-                    )
-                })
+                .map(|i| DitBlock::new(&p.pp("h").pp(i), c, config.heads, config.context_dim))
                 .collect::<Result<Vec<_>>>()?,
             final_adaln: AdaLn::new(&p.pp("final_adaln"), c, c, 2)?,
-            final_norm: LayerNorm::plain(c, 1e-6, dtype, &device)?,
             final_linear: Linear::new(&p.pp("final_linear"), c, patch_len, true, Init::Zeros)?,
             params: Params::default(),
         };
@@ -183,7 +172,7 @@ impl Dit {
             h = block.forward(&h, &cond)?;
         }
         let m = self.final_adaln.forward(&vector)?;
-        let h = modulate(&self.final_norm.forward(&h)?, &m[0], &m[1])?;
+        let h = modulated_norm(&h, &m[0], &m[1])?;
         let patches = self.final_linear.forward(&h)?;
         unpatchify(&patches, self.config.patch_size, self.config.channels)
     }

@@ -3,8 +3,12 @@
 //! so every block starts as the identity.
 
 use super::{Init, Linear, ParamBuilder};
+use crate::kernels::layer_norm;
 use crate::Result;
 use candle_core::{Tensor, D};
+
+/// DiT's LayerNorm epsilon.
+const EPS: f64 = 1e-6;
 
 /// `silu(c) · W + b`, split into `chunks` vectors of `dim`.
 #[derive(Debug, Clone)]
@@ -25,16 +29,22 @@ impl AdaLn {
     }
 
     /// The `chunks` modulation vectors for conditioning `c` (`[batch, cond_dim]`),
-    /// each `[batch, 1, dim]` to broadcast over a sequence.
+    /// each `[batch, dim]`.
     pub fn forward(&self, c: &Tensor) -> Result<Vec<Tensor>> {
-        let all = self.linear.forward(&c.silu()?)?.unsqueeze(1)?;
+        let all = self.linear.forward(&c.silu()?)?;
         (0..self.chunks)
             .map(|i| Ok(all.narrow(D::Minus1, i * self.dim, self.dim)?))
             .collect()
     }
 }
 
-/// `x · (1 + scale) + shift`, with `shift` and `scale` broadcast over the sequence.
-pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    Ok(x.broadcast_mul(&(scale + 1.0)?)?.broadcast_add(shift)?)
+/// `norm(x) · (1 + scale) + shift` for `x` `[batch, seq, dim]`, with a
+/// `shift` and `scale` (`[batch, dim]`) per item: one fused LayerNorm.
+pub fn modulated_norm(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    Ok(layer_norm(x, &(scale + 1.0)?, shift, EPS)?)
+}
+
+/// `x + gate · y`, with a `gate` (`[batch, dim]`) per item.
+pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    Ok((x + y.broadcast_mul(&gate.unsqueeze(1)?)?)?)
 }

@@ -9,10 +9,11 @@
 //! ```
 
 use super::{
-    modulate, AdaLn, CrossAttention, Init, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention,
+    gated_residual, modulated_norm, AdaLn, CrossAttention, Init, LayerNorm, Mlp, Mode,
+    ParamBuilder, SelfAttention,
 };
 use crate::Result;
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 
 /// What a DiT block attends to besides its own patches.
 pub struct Conditioning<'a> {
@@ -28,7 +29,6 @@ pub struct Conditioning<'a> {
 #[derive(Debug, Clone)]
 pub struct DitBlock {
     adaln: AdaLn,
-    norm: LayerNorm,
     attn: SelfAttention,
     ln_cross: LayerNorm,
     cross: CrossAttention,
@@ -37,18 +37,10 @@ pub struct DitBlock {
 
 impl DitBlock {
     /// A block of width `dim` with `n_head` heads, reading a context of `context_dim`.
-    pub fn new(
-        p: &ParamBuilder,
-        dim: usize,
-        n_head: usize,
-        context_dim: usize,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
+    pub fn new(p: &ParamBuilder, dim: usize, n_head: usize, context_dim: usize) -> Result<Self> {
         let proj = Init::Normal(0.02);
         Ok(Self {
             adaln: AdaLn::new(&p.pp("adaln"), dim, dim, 6)?,
-            norm: LayerNorm::plain(dim, 1e-6, dtype, device)?,
             attn: SelfAttention::new(&p.pp("attn"), dim, n_head, false, true, 0.0, proj)?,
             ln_cross: LayerNorm::new(&p.pp("ln_cross"), dim, true, 1e-6)?,
             cross: CrossAttention::new(&p.pp("cross"), dim, context_dim, n_head)?,
@@ -59,20 +51,13 @@ impl DitBlock {
     /// Applies the block to patch tokens `x` (`[batch, n, dim]`).
     pub fn forward(&self, x: &Tensor, cond: &Conditioning) -> Result<Tensor> {
         let m = self.adaln.forward(cond.vector)?;
-        let h = modulate(&self.norm.forward(x)?, &m[0], &m[1])?;
-        let x = (x + self
-            .attn
-            .forward(&h, &mut Mode::Eval)?
-            .broadcast_mul(&m[2])?)?;
+        let h = modulated_norm(x, &m[0], &m[1])?;
+        let x = gated_residual(x, &self.attn.forward(&h, &mut Mode::Eval)?, &m[2])?;
         let x = (&x
             + self
                 .cross
                 .forward(&self.ln_cross.forward(&x)?, cond.context, cond.mask)?)?;
-        let h = modulate(&self.norm.forward(&x)?, &m[3], &m[4])?;
-        Ok((&x
-            + self
-                .mlp
-                .forward(&h, &mut Mode::Eval)?
-                .broadcast_mul(&m[5])?)?)
+        let h = modulated_norm(&x, &m[3], &m[4])?;
+        gated_residual(&x, &self.mlp.forward(&h, &mut Mode::Eval)?, &m[5])
     }
 }

@@ -25,21 +25,6 @@ impl LayerNorm {
         Ok(Self { weight, bias, eps })
     }
 
-    /// A LayerNorm without learned parameters (weight 1, bias 0), as DiT
-    /// uses before its adaptive modulation.
-    pub fn plain(
-        dim: usize,
-        eps: f64,
-        dtype: candle_core::DType,
-        device: &candle_core::Device,
-    ) -> Result<Self> {
-        Ok(Self {
-            weight: Tensor::ones(dim, dtype, device)?,
-            bias: Some(Tensor::zeros(dim, dtype, device)?),
-            eps,
-        })
-    }
-
     /// Normalises `x` over its last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let bias = match &self.bias {

@@ -22,7 +22,7 @@ mod params;
 mod patch;
 mod position;
 
-pub use adaln::{modulate, AdaLn};
+pub use adaln::{gated_residual, modulated_norm, AdaLn};
 pub use attention::SelfAttention;
 pub use block::{Block, BlockShape};
 pub use cross_attention::{context_mask, CrossAttention};
