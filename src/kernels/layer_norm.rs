@@ -145,6 +145,9 @@ impl Groups {
     }
 }
 
+/// One group's weight and bias gradient, summed over some of its rows.
+type GroupSums<T> = (usize, Vec<T>, Vec<T>);
+
 /// `(dx, dweight, dbias)`; `w` holds one or more rows of `c` (one per group of rows).
 fn backward<T: Float>(
     x: &[T],
@@ -158,7 +161,7 @@ fn backward<T: Float>(
     let mut dx = vec![T::zero(); x.len()];
     // Each task returns the weight and bias gradients of the groups its rows
     // belong to (one, or a few where it crosses a group boundary).
-    let partial: Vec<Vec<(usize, Vec<T>, Vec<T>)>> = dx
+    let partial: Vec<Vec<GroupSums<T>>> = dx
         .par_chunks_mut(ROWS * c)
         .zip(x.par_chunks(ROWS * c))
         .zip(dy.par_chunks(ROWS * c))
@@ -166,7 +169,7 @@ fn backward<T: Float>(
         .enumerate()
         .map(|(task, (((dx, x), dy), stats))| {
             let n = T::from_f64(c as f64);
-            let mut sums: Vec<(usize, Vec<T>, Vec<T>)> = Vec::new();
+            let mut sums: Vec<GroupSums<T>> = Vec::new();
             let mut g = vec![T::zero(); c];
             for (r, (((dx, x), dy), &(mean, rstd))) in dx
                 .chunks_mut(c)
