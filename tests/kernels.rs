@@ -6,12 +6,13 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::central_difference;
 use common::composite::{
-    composite_adamw, composite_attention, composite_layer_norm, composite_linear,
+    composite_adamw, composite_attention, composite_cross_attention, composite_layer_norm,
+    composite_linear,
 };
 use common::relative_error as rel;
 use seer::kernels::{
-    adamw_update, attention, attention_padded, cross_entropy, dropout, layer_norm, linear,
-    sum_of_squares, AdamWStep, AttentionSpec, WeightLayout,
+    adamw_update, attention, attention_padded, cross_attention, cross_entropy, dropout, layer_norm,
+    linear, sum_of_squares, AdamWStep, AttentionSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -153,6 +154,30 @@ fn padded_attention_sees_only_each_items_real_positions() {
     }
     assert!(attention_padded(qkv, spec(2, false, 0.0), &[0, 5]).is_err());
     assert!(attention_padded(qkv, spec(2, false, 0.0), &[71, 5]).is_err());
+}
+
+#[test]
+fn cross_attention_matches_composite_and_finite_differences() {
+    // 70 queries (two tiles) against contexts of 9 keys, the first item padded to 4.
+    let inputs = [
+        randn(&[2, 70, 16], DType::F32, 11),
+        randn(&[2, 9, 32], DType::F32, 12),
+    ];
+    against_composite(
+        &inputs,
+        |x| cross_attention(&x[0], &x[1], 4, &[4, 9]).unwrap(),
+        |x| composite_cross_attention(&x[0], &x[1], 4, &[4, 9]),
+    );
+    let inputs = [
+        randn(&[2, 5, 8], DType::F64, 13),
+        randn(&[2, 3, 16], DType::F64, 14),
+    ];
+    against_finite_differences(&inputs, |x| {
+        cross_attention(&x[0], &x[1], 2, &[2, 3]).unwrap()
+    });
+    let q = randn(&[2, 5, 8], DType::F32, 1);
+    let kv = randn(&[2, 3, 12], DType::F32, 2);
+    assert!(cross_attention(q.as_tensor(), kv.as_tensor(), 2, &[]).is_err());
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float, Shared
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
+use num_traits::Zero;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -64,6 +65,142 @@ pub fn attention_padded(
         lengths: lengths.to_vec(),
         lse: Mutex::new(Vec::new()),
     })
+}
+
+/// Cross-attention: queries `q` (`[batch, n, dim]`) attend to the keys and
+/// values of a context, `kv` (`[batch, l, 2·dim]`, keys then values, as one
+/// projection makes them); item `b` sees only its first `lengths[b]` context
+/// positions (all when empty). Returns `[batch, n, dim]`.
+pub fn cross_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    n_head: usize,
+    lengths: &[usize],
+) -> candle_core::Result<Tensor> {
+    let (b, _, c) = q.dims3()?;
+    let (bk, l, two_c) = kv.dims3()?;
+    if bk != b || two_c != 2 * c || n_head == 0 || c % n_head != 0 {
+        candle_core::bail!(
+            "cross_attention: q {:?} and kv {:?} do not fit {n_head} heads",
+            q.dims(),
+            kv.dims()
+        );
+    }
+    if !lengths.is_empty() && (lengths.len() != b || lengths.iter().any(|&n| n == 0 || n > l)) {
+        candle_core::bail!("cross_attention: lengths {lengths:?} do not fit a batch of {b} × {l}");
+    }
+    q.contiguous()?.apply_op2(
+        &kv.contiguous()?,
+        CrossAttention {
+            n_head,
+            lengths: lengths.to_vec(),
+            lse: Mutex::new(Vec::new()),
+        },
+    )
+}
+
+struct CrossAttention {
+    n_head: usize,
+    lengths: Vec<usize>,
+    lse: Mutex<Vec<f64>>,
+}
+
+impl CrossAttention {
+    fn dims(&self, q: &Shape, kv: &Shape) -> candle_core::Result<Dims> {
+        let (b, t, c) = q.dims3()?;
+        Ok(Dims {
+            b,
+            t,
+            tk: kv.dims3()?.1,
+            offset: 0,
+            c,
+            h: self.n_head,
+            d: c / self.n_head,
+        })
+    }
+
+    fn spec(&self) -> AttentionSpec {
+        AttentionSpec {
+            n_head: self.n_head,
+            causal: false,
+            dropout: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl<T> Sources<T> {
+    /// Queries in their own `[.., c]` rows; keys and values in `[k | v]` rows.
+    fn split(q: &[T], kv: &[T], c: usize) -> Self {
+        let kv_base = kv.as_ptr() as *mut T;
+        Self {
+            q: SharedMut(q.as_ptr() as *mut T),
+            k: SharedMut(kv_base),
+            // SAFETY: an offset within the first row of a `[.., 2·c]` buffer.
+            v: SharedMut(unsafe { kv_base.add(c) }),
+            q_stride: c,
+            kv_stride: 2 * c,
+        }
+    }
+}
+
+impl candle_core::CustomOp2 for CrossAttention {
+    fn name(&self) -> &'static str {
+        "seer-cross-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let dims = self.dims(l1.shape(), l2.shape())?;
+        with_float!(s1.dtype(), "cross_attention", T => {
+            let q = contiguous::<T>(s1, l1, "cross_attention")?;
+            let kv = contiguous::<T>(s2, l2, "cross_attention")?;
+            let (y, lse) = forward(Sources::split(q, kv, dims.c), dims, self.spec(), &self.lengths);
+            *self.lse.lock().expect("attention state") = lse;
+            Ok((T::to_cpu_storage_owned(y), l1.shape().clone()))
+        })
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        kv: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+        let dims = self.dims(q.shape(), kv.shape())?;
+        let lse = self.lse.lock().expect("attention state");
+        with_float!(q.dtype(), "cross_attention", T => {
+            with_slice::<T, _>(q, "cross_attention", |qs| {
+                with_slice::<T, _>(kv, "cross_attention", |kvs| {
+                    with_slice::<T, _>(grad, "cross_attention", |dy| {
+                        let mut dq = vec![T::zero(); qs.len()];
+                        let mut dkv = vec![T::zero(); kvs.len()];
+                        let dkv_base = dkv.as_mut_ptr();
+                        let out = GradTargets {
+                            dq: SharedMut(dq.as_mut_ptr()),
+                            dk: SharedMut(dkv_base),
+                            // SAFETY: an offset within the first row of `dkv`.
+                            dv: SharedMut(unsafe { dkv_base.add(dims.c) }),
+                            q_stride: dims.c,
+                            kv_stride: 2 * dims.c,
+                        };
+                        let src = Sources::split(qs, kvs, dims.c);
+                        backward(&src, dy, &lse, dims, self.spec(), &self.lengths, &out);
+                        Ok((
+                            Some(tensor_from(dq, q.shape().clone())?),
+                            Some(tensor_from(dkv, kv.shape().clone())?),
+                        ))
+                    })
+                })
+            })
+        })
+    }
 }
 
 /// Attention of new queries against a KV cache, for generation (f32, batch
@@ -207,7 +344,10 @@ impl CustomOp1 for SelfAttention {
         with_float!(arg.dtype(), "attention", T => {
             with_slice::<T, _>(arg, "attention", |qkv| {
                 with_slice::<T, _>(grad, "attention", |dy| {
-                    let dqkv = backward(qkv, dy, &lse, dims, self.spec, &self.lengths);
+                    let mut dqkv = vec![T::zero(); qkv.len()];
+                    let out = GradTargets::fused(&mut dqkv, dims.c);
+                    let src = Sources::fused(qkv, dims.c);
+                    backward(&src, dy, &lse, dims, self.spec, &self.lengths, &out);
                     tensor_from(dqkv, arg.shape().clone()).map(Some)
                 })
             })
@@ -350,19 +490,49 @@ fn forward<T: Float>(
     (y, lse)
 }
 
-/// The gradient `[batch, seq, 3·dim]` of self-attention on fused `qkv`.
+/// Where the backward pass writes: pointers to batch 0, head 0, position 0
+/// of the query, key and value gradients, with their row strides.
+struct GradTargets<T> {
+    dq: SharedMut<T>,
+    dk: SharedMut<T>,
+    dv: SharedMut<T>,
+    q_stride: usize,
+    kv_stride: usize,
+}
+
+impl<T> GradTargets<T> {
+    /// The gradient of GPT-2's fused `[q | k | v]` rows, in `dqkv`.
+    fn fused(dqkv: &mut [T], c: usize) -> Self {
+        let base = dqkv.as_mut_ptr();
+        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
+        let (dk, dv) = unsafe { (base.add(c), base.add(2 * c)) };
+        Self {
+            dq: SharedMut(base),
+            dk: SharedMut(dk),
+            dv: SharedMut(dv),
+            q_stride: 3 * c,
+            kv_stride: 3 * c,
+        }
+    }
+}
+
+/// Accumulates the gradients of attention into `out`, given the upstream
+/// gradient `dy` (`[batch, t, dim]`) and the forward pass's log-sum-exp.
+#[allow(clippy::too_many_arguments)]
 fn backward<T: Float>(
-    qkv: &[T],
+    src: &Sources<T>,
     dy: &[T],
     lse: &[f64],
     dims: Dims,
     spec: AttentionSpec,
     lengths: &[usize],
-) -> Vec<T> {
-    let Dims { b, t, c, h, d, .. } = dims;
-    let src = Sources::fused(qkv, c);
-    let mut dqkv = vec![T::zero(); b * t * 3 * c];
-    let dqkv_ptr = SharedMut(dqkv.as_mut_ptr());
+    out: &GradTargets<T>,
+) {
+    let Dims {
+        b, t, tk, c, h, d, ..
+    } = dims;
+    let (qs, ks) = (src.q_stride, src.kv_stride);
+    let (dqs, dks) = (out.q_stride, out.kv_stride);
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
     let (keep_scale, threshold) = dropout_params::<T>(spec.dropout);
     let dropout = spec.dropout > 0.0;
@@ -371,7 +541,7 @@ fn backward<T: Float>(
         .into_par_iter()
         .for_each_init(init, |(probs, grads, dropped), bh| {
             let (bi, hi) = (bh / h, bh % h);
-            let len = TILE.min(t) * t;
+            let len = TILE.min(t) * tk;
             probs.resize(len, T::zero());
             grads.resize(len, T::zero());
             if dropout {
@@ -379,18 +549,18 @@ fn backward<T: Float>(
             }
             // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
             unsafe {
-                let offset = bi * t * 3 * c + hi * d;
                 let (q, k, v) = src.head(dims, bi, hi);
-                let dq = dqkv_ptr.ptr().add(offset);
-                let (dk, dv) = (dq.add(c), dq.add(2 * c));
+                let dq = out.dq.ptr().add(bi * t * dqs + hi * d);
+                let dk = out.dk.ptr().add(bi * tk * dks + hi * d);
+                let dv = out.dv.ptr().add(bi * tk * dks + hi * d);
                 let dy = dy.as_ptr().add(bi * t * c + hi * d);
                 for i0 in (0..t).step_by(TILE) {
                     let tq = TILE.min(t - i0);
-                    let limit = lengths.get(bi).copied().unwrap_or(t);
+                    let limit = lengths.get(bi).copied().unwrap_or(tk);
                     let n = dims.keys(spec.causal, i0, tq, limit);
                     let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
                     // Probabilities of the tile, from the saved log-sum-exp.
-                    tile_scores(dims, &src, q, k, i0, tq, n, scale, p);
+                    tile_scores(dims, src, q, k, i0, tq, n, scale, p);
                     for r in 0..tq {
                         let i = i0 + r;
                         let valid = dims.valid_keys(spec.causal, i, n);
@@ -409,13 +579,13 @@ fn backward<T: Float>(
                         (g, n, 1),
                         false,
                         (dy.add(i0 * c), c, 1),
-                        (v, 1, 3 * c),
+                        (v, 1, ks),
                         T::one(),
                         1,
                     );
                     let weights = if dropout {
                         for r in 0..tq {
-                            let base = ((bh * t + i0 + r) * t) as u64;
+                            let base = ((bh * t + i0 + r) * tk) as u64;
                             for j in 0..n {
                                 let f = if keep(spec.seed, base + j as u64, threshold) {
                                     keep_scale
@@ -434,7 +604,7 @@ fn backward<T: Float>(
                         n,
                         d,
                         tq,
-                        (dv, 3 * c, 1),
+                        (dv, dks, 1),
                         true,
                         (weights, 1, n),
                         (dy.add(i0 * c), c, 1),
@@ -453,10 +623,10 @@ fn backward<T: Float>(
                         tq,
                         d,
                         n,
-                        (dq.add(i0 * 3 * c), 3 * c, 1),
+                        (dq.add(i0 * dqs), dqs, 1),
                         false,
                         (g, n, 1),
-                        (k, 3 * c, 1),
+                        (k, ks, 1),
                         scale,
                         1,
                     );
@@ -464,15 +634,14 @@ fn backward<T: Float>(
                         n,
                         d,
                         tq,
-                        (dk, 3 * c, 1),
+                        (dk, dks, 1),
                         true,
                         (g, 1, n),
-                        (q.add(i0 * 3 * c), 3 * c, 1),
+                        (q.add(i0 * qs), qs, 1),
                         scale,
                         1,
                     );
                 }
             }
         });
-    dqkv
 }

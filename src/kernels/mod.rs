@@ -4,7 +4,8 @@
 //!
 //! - `attention`: multi-head self-attention on the fused `[q | k | v]`
 //!   projection, causal or bidirectional, tiled so that the T×T score matrix
-//!   is never stored, with dropout masks regenerated in the backward pass.
+//!   is never stored, with dropout masks regenerated in the backward pass;
+//!   over right-padded batches; and cross-attention to a separate context.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
@@ -25,7 +26,9 @@ mod linear;
 mod math;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
-pub use attention::{attention, attention_cached, attention_padded, AttentionSpec};
+pub use attention::{
+    attention, attention_cached, attention_padded, cross_attention, AttentionSpec,
+};
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
 pub use layer_norm::layer_norm;

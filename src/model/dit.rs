@@ -10,8 +10,8 @@
 use super::component::{load_component, save_component};
 use super::TextFeatures;
 use crate::nn::{
-    context_mask, grid_embedding, modulated_norm, patchify, timestep_embedding, unpatchify, AdaLn,
-    Conditioning, DitBlock, Init, Linear, ParamSource, Params,
+    grid_embedding, modulated_norm, patchify, timestep_embedding, unpatchify, AdaLn, Conditioning,
+    DitBlock, Init, Linear, ParamSource, Params,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -161,11 +161,10 @@ impl Dit {
             .time_out
             .forward(&self.time_in.forward(&time)?.silu()?)?;
         let vector = (time + self.caption_in.forward(&caption.pooled)?)?;
-        let mask = context_mask(&caption.lengths, caption.states.dim(1)?, x.dtype(), device)?;
         let cond = Conditioning {
             vector: &vector,
             context: &caption.states,
-            mask: &mask,
+            lengths: &caption.lengths,
         };
         let mut h = tokens;
         for block in &self.blocks {

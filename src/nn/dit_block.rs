@@ -19,10 +19,10 @@ use candle_core::Tensor;
 pub struct Conditioning<'a> {
     /// The conditioning vector (timestep and pooled caption), `[batch, dim]`.
     pub vector: &'a Tensor,
-    /// The caption's token states, `[batch, l, context_dim]`.
+    /// The caption's token states, `[batch, l, context_dim]`, right-padded.
     pub context: &'a Tensor,
-    /// The additive mask over the context's padding (see [`super::context_mask`]).
-    pub mask: &'a Tensor,
+    /// Real tokens per caption.
+    pub lengths: &'a [usize],
 }
 
 /// One DiT block with cross-attention.
@@ -56,7 +56,7 @@ impl DitBlock {
         let x = (&x
             + self
                 .cross
-                .forward(&self.ln_cross.forward(&x)?, cond.context, cond.mask)?)?;
+                .forward(&self.ln_cross.forward(&x)?, cond.context, cond.lengths)?)?;
         let h = modulated_norm(&x, &m[3], &m[4])?;
         gated_residual(&x, &self.mlp.forward(&h, &mut Mode::Eval)?, &m[5])
     }

@@ -25,7 +25,7 @@ mod position;
 pub use adaln::{gated_residual, modulated_norm, AdaLn};
 pub use attention::SelfAttention;
 pub use block::{Block, BlockShape};
-pub use cross_attention::{context_mask, CrossAttention};
+pub use cross_attention::CrossAttention;
 pub use dit_block::{Conditioning, DitBlock};
 pub use dropout::Mode;
 pub use kv_cache::{KvCache, LayerCache};

@@ -110,3 +110,46 @@ pub fn composite_adamw(
     let p = ((p * (1.0 - s.lr * s.weight_decay)).unwrap() - update).unwrap();
     (p, m, v)
 }
+
+/// Cross-attention from element-wise ops: queries `q` `[b, n, c]`, keys and
+/// values `kv` `[b, l, 2c]`, item `i` seeing its first `lengths[i]` keys.
+pub fn composite_cross_attention(
+    q: &Tensor,
+    kv: &Tensor,
+    n_head: usize,
+    lengths: &[usize],
+) -> Tensor {
+    let (b, n, c) = q.dims3().unwrap();
+    let l = kv.dim(1).unwrap();
+    let hd = c / n_head;
+    let heads = |x: Tensor, len: usize| {
+        x.reshape((b, len, n_head, hd))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let qh = heads(q.clone(), n);
+    let k = heads(kv.narrow(2, 0, c).unwrap(), l);
+    let v = heads(kv.narrow(2, c, c).unwrap(), l);
+    let mask: Vec<f32> = lengths
+        .iter()
+        .flat_map(|&len| (0..l).map(move |j| if j < len { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, 1, 1, l), &Device::Cpu)
+        .unwrap()
+        .to_dtype(q.dtype())
+        .unwrap();
+    let scores = (qh.matmul(&k.t().unwrap()).unwrap() / (hd as f64).sqrt())
+        .unwrap()
+        .broadcast_add(&mask)
+        .unwrap();
+    let w = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
+    w.matmul(&v)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, n, c))
+        .unwrap()
+}
