@@ -310,3 +310,36 @@ fn a_tiny_denoiser_overfits_a_handful_of_pictures() {
     eprintln!("loss {first} → {last}");
     assert!(last * 10.0 < first, "loss {first} → {last}");
 }
+
+#[test]
+fn the_moving_average_follows_the_weights() {
+    use seer::nn::{Init, ParamSource};
+    use seer::train::Ema;
+    let make = || {
+        let source = ParamSource::init(0, DType::F32, &Device::Cpu);
+        source.builder().get(&[2], "w", Init::Zeros).unwrap();
+        source.into_params()
+    };
+    let (live, shadow) = (make(), make());
+    live.get("w")
+        .unwrap()
+        .set(&Tensor::new(&[4.0f32, -4.0], &Device::Cpu).unwrap())
+        .unwrap();
+    let ema = Ema::new(&live, &shadow, 0.5).unwrap();
+    let read = || -> Vec<f32> { shadow.get("w").unwrap().as_tensor().to_vec1().unwrap() };
+    assert_eq!(read(), vec![4.0, -4.0], "starts as a copy");
+    live.get("w")
+        .unwrap()
+        .set(&Tensor::new(&[8.0f32, 0.0], &Device::Cpu).unwrap())
+        .unwrap();
+    ema.update(100).unwrap();
+    assert_eq!(read(), vec![6.0, -2.0]);
+    // Early steps use a smaller decay: (1 + 0) / (10 + 0) = 0.1.
+    ema.update(0).unwrap();
+    let after = read();
+    assert!(
+        (after[0] - 7.8).abs() < 1e-5 && (after[1] + 0.2).abs() < 1e-5,
+        "{after:?}"
+    );
+    assert!(Ema::new(&live, &shadow, 1.0).is_err());
+}

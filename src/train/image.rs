@@ -6,7 +6,7 @@
 
 use super::image_config::{ImageTrainConfig, StageConfig};
 use super::schedule::warmup_cosine;
-use super::{AdamW, MetricRecord, Metrics};
+use super::{AdamW, Ema, MetricRecord, Metrics};
 use crate::data::{mix, PairSource};
 use crate::diffusion::NoiseSchedule;
 use crate::model::{caption_ids, contrastive_loss, Dit, ImageEncoder, ImageModel, TextEncoder};
@@ -111,12 +111,14 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
     let mut denoiser_config = config.denoiser.clone();
     denoiser_config.context_dim = model.text_encoder.config().width;
     denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;
-    model.denoiser = Some(Dit::new(
+    // The model keeps the moving average of the weights being trained.
+    let live = Dit::new(
         &denoiser_config,
         mix(&[config.seed, 3]),
         DType::F32,
         &device,
-    )?);
+    )?;
+    model.denoiser = Some(Dit::new(&denoiser_config, 0, DType::F32, &device)?);
     let diffusion_loss = if stop.load(Ordering::SeqCst) {
         f64::NAN
     } else {
@@ -125,7 +127,7 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
             metrics: &mut metrics,
             stop,
         };
-        train_denoiser(&mut run, &model)?
+        train_denoiser(&mut run, &model, &live)?
     };
     model.save(&options.out)?;
     Ok(ImageTrainOutcome {
@@ -176,7 +178,7 @@ struct Run<'a> {
 
 /// One stage's loop: `step_loss` computes the loss of step `i`; the
 /// optimizer, schedule, logging and stop requests are handled here, and
-/// `checkpoint` is called after every step. Returns the mean of the last
+/// `after_step` is called with the number of steps taken after each. Returns the mean of the last
 /// logged losses.
 fn run_stage(
     run: &mut Run,
@@ -184,7 +186,7 @@ fn run_stage(
     stage: &StageConfig,
     params: &Params,
     mut step_loss: impl FnMut(u64) -> Result<Tensor>,
-    mut checkpoint: impl FnMut(u64) -> Result<()>,
+    mut after_step: impl FnMut(u64) -> Result<()>,
 ) -> Result<f64> {
     let (options, stop) = (run.options, run.stop);
     let mut optimizer = AdamW::new(params, 0.9, 0.999, stage.weight_decay)?;
@@ -229,7 +231,7 @@ fn run_stage(
             bar.set_message(format!("loss {last:.4}"));
             (recent, count) = (0.0, 0);
         }
-        checkpoint(step + 1)?;
+        after_step(step + 1)?;
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -269,10 +271,12 @@ fn train_clip(
     )
 }
 
-fn train_denoiser(run: &mut Run, model: &ImageModel) -> Result<f64> {
+/// Trains `dit`; `model.denoiser` follows it as the moving average of its weights.
+fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
     let options = run.options;
     let config = &options.config;
-    let dit = model.denoiser.as_ref().expect("the denoiser was just made");
+    let average = model.denoiser.as_ref().expect("the denoiser was just made");
+    let ema = Ema::new(dit.params(), average.params(), config.ema_decay)?;
     let params = if config.finetune_text_encoder {
         Params::joined(&[
             ("denoiser", dit.params()),
@@ -319,6 +323,7 @@ fn train_denoiser(run: &mut Run, model: &ImageModel) -> Result<f64> {
             Ok((prediction - target)?.sqr()?.mean_all()?)
         },
         |step| {
+            ema.update(step - 1)?;
             if step % config.checkpoint_interval.max(1) == 0 {
                 model.save(&options.out)?;
             }

@@ -48,6 +48,9 @@ pub struct ImageTrainConfig {
     pub scheduler: SchedulerConfig,
     /// Stage 2's optimisation.
     pub diffusion: StageConfig,
+    /// Decay of the moving average of the denoiser's weights that is saved
+    /// and sampled with.
+    pub ema_decay: f64,
     /// Share of captions replaced by the empty caption in stage 2, so that
     /// classifier-free guidance has an unconditional model to push against.
     pub caption_dropout: f64,
@@ -135,6 +138,7 @@ impl ImageTrainConfig {
                 weight_decay: 0.0,
                 grad_clip: 1.0,
             },
+            ema_decay: 0.999,
             caption_dropout: 0.1,
             finetune_text_encoder: false,
             seed: 1337,

@@ -5,6 +5,7 @@
 mod bench;
 mod checkpoint;
 mod config;
+mod ema;
 mod image;
 mod image_config;
 mod metrics;
@@ -15,6 +16,7 @@ mod trainer;
 pub use bench::{bench_train, matmul_peak_gflops, TrainBench};
 pub use checkpoint::{Checkpoint, TrainerState};
 pub use config::{TrainConfig, PRESETS};
+pub use ema::Ema;
 pub use image::{train_image, ImageTrainOptions, ImageTrainOutcome};
 pub use image_config::{ImageTrainConfig, StageConfig, IMAGE_PRESETS};
 pub use metrics::{plot_losses, MetricRecord, Metrics};
