@@ -1,8 +1,8 @@
-//! `seer bench train`: training speed of a preset on random tokens.
+//! `seer bench`: training and generation speed of presets on random weights.
 
 use seer::device::parse_device;
 use seer::generate::{bench_generate, copy_bandwidth};
-use seer::train::{bench_train, matmul_peak_gflops, TrainConfig};
+use seer::train::{bench_image, bench_train, matmul_peak_gflops, ImageTrainConfig, TrainConfig};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -52,10 +52,52 @@ enum What {
         #[arg(long)]
         no_cache: bool,
     },
+    /// Text to image: ms per stage-2 training step, and seconds to sample a grid.
+    Image {
+        /// Image preset whose denoiser and batch to time.
+        #[arg(long, default_value = "shapes")]
+        preset: String,
+        /// Untimed training steps first.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// Timed training steps.
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// Pictures sampled together.
+        #[arg(long, default_value_t = 4)]
+        images: usize,
+        /// DDIM steps per picture.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// Timed sampling rounds.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
+        What::Image {
+            preset,
+            warmup,
+            iters,
+            images,
+            steps,
+            rounds,
+        } => {
+            let config = ImageTrainConfig::preset(&preset)?;
+            let bench = bench_image(&config, warmup, iters, images, steps, rounds)?;
+            println!(
+                "image preset {preset}: denoiser of {} parameters, batch {}",
+                bench.params, config.diffusion.batch_size
+            );
+            println!("training: median {:.1} ms/iter", bench.train_step_ms);
+            println!(
+                "sampling: {images} pictures, {steps} DDIM steps with guidance in {:.2} s ({:.2} images/s)",
+                bench.sample_s, bench.images_per_s
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         What::Train {
             preset,
             batch_size,

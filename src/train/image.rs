@@ -285,43 +285,12 @@ fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
     } else {
         Params::joined(&[("denoiser", dit.params())])
     };
-    let context = model.text_encoder.config().context_length;
-    let schedule = &model.schedule;
-    let seed = config.seed;
-    let device = Device::Cpu;
     run_stage(
         run,
         "diffusion",
         &config.diffusion,
         &params,
-        |step| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xd1f, step]));
-            let b = config.diffusion.batch_size;
-            let pairs = options.source.sample(b, &mut rng, &device)?;
-            let dropped: Vec<bool> = (0..b)
-                .map(|_| rng.random_bool(config.caption_dropout))
-                .collect();
-            let ids = batch_ids(&model.tokenizer, &pairs.captions, context, |i| dropped[i])?;
-            let features = model.text_encoder.encode(&ids, &mut Mode::Eval)?;
-            let features = if config.finetune_text_encoder {
-                features
-            } else {
-                features.detach()
-            };
-            let t: Vec<usize> = (0..b)
-                .map(|_| rng.random_range(0..schedule.len()))
-                .collect();
-            let count = pairs.images.elem_count();
-            let noise: Vec<f32> = (0..count)
-                .map(|_| StandardNormal.sample(&mut rng))
-                .collect();
-            let noise = Tensor::from_vec(noise, pairs.images.shape(), &device)?;
-            let noisy = schedule.add_noise(&pairs.images, &noise, &t)?;
-            let target = schedule.target(&pairs.images, &noise, &t)?;
-            let times: Vec<f32> = t.iter().map(|&t| t as f32).collect();
-            let prediction = dit.forward(&noisy, &times, &features)?;
-            Ok((prediction - target)?.sqr()?.mean_all()?)
-        },
+        |step| diffusion_loss(model, dit, options, step),
         |step| {
             ema.update(step - 1)?;
             if step % config.checkpoint_interval.max(1) == 0 {
@@ -330,4 +299,45 @@ fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
             Ok(())
         },
     )
+}
+
+/// The denoising loss of stage-2 step `step`: a batch of pairs (some
+/// captions dropped), noised at random timesteps, and the mean squared
+/// error of `dit`'s prediction against the scheduler's target.
+pub(crate) fn diffusion_loss(
+    model: &ImageModel,
+    dit: &Dit,
+    options: &ImageTrainOptions,
+    step: u64,
+) -> Result<Tensor> {
+    let config = &options.config;
+    let schedule = &model.schedule;
+    let device = Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[config.seed, 0xd1f, step]));
+    let b = config.diffusion.batch_size;
+    let pairs = options.source.sample(b, &mut rng, &device)?;
+    let dropped: Vec<bool> = (0..b)
+        .map(|_| rng.random_bool(config.caption_dropout))
+        .collect();
+    let context = model.text_encoder.config().context_length;
+    let ids = batch_ids(&model.tokenizer, &pairs.captions, context, |i| dropped[i])?;
+    let features = model.text_encoder.encode(&ids, &mut Mode::Eval)?;
+    let features = if config.finetune_text_encoder {
+        features
+    } else {
+        features.detach()
+    };
+    let t: Vec<usize> = (0..b)
+        .map(|_| rng.random_range(0..schedule.len()))
+        .collect();
+    let count = pairs.images.elem_count();
+    let noise: Vec<f32> = (0..count)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    let noise = Tensor::from_vec(noise, pairs.images.shape(), &device)?;
+    let noisy = schedule.add_noise(&pairs.images, &noise, &t)?;
+    let target = schedule.target(&pairs.images, &noise, &t)?;
+    let times: Vec<f32> = t.iter().map(|&t| t as f32).collect();
+    let prediction = dit.forward(&noisy, &times, &features)?;
+    Ok((prediction - target)?.sqr()?.mean_all()?)
 }

@@ -66,7 +66,7 @@ pub struct ImageTrainConfig {
 
 /// Names of the built-in image presets, with what they are.
 pub const IMAGE_PRESETS: [(&str, &str); 2] = [
-    ("shapes", "the shapes world at 32×32: CLIP (2+2 layers, 128 wide), DiT (patch 2, 6 layers, 128 wide), v-prediction"),
+    ("shapes", "the shapes world at 32×32: CLIP (2+2 layers, 128 wide), DiT (patch 4, 6 layers, 128 wide), v-prediction"),
     ("tiny", "a seconds-long run for tests: 16×16 images, one-layer encoders, two-block DiT"),
 ];
 
@@ -117,7 +117,7 @@ impl ImageTrainConfig {
             denoiser: DitConfig {
                 image_size: 32,
                 channels: 3,
-                patch_size: 2,
+                patch_size: 4,
                 width: 128,
                 layers: 6,
                 heads: 4,
