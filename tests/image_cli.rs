@@ -273,6 +273,31 @@ fn training_on_mnist_runs() {
         "3",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let eval = seer(&[
+        "eval",
+        "image",
+        "--model",
+        out.to_str().unwrap(),
+        "--data",
+        "mnist",
+        "--per-digit",
+        "1",
+        "--classifier-steps",
+        "2",
+        "--steps",
+        "2",
+    ]);
+    assert_eq!(eval.code, 0, "{}", eval.stderr);
+    assert!(
+        eval.stdout.contains("judging classifier"),
+        "{}",
+        eval.stdout
+    );
+    assert!(
+        eval.stdout.contains("read as the prompted digit"),
+        "{}",
+        eval.stdout
+    );
     let small = seer(&[
         "train",
         "image",

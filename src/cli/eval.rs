@@ -1,10 +1,12 @@
 //! `seer eval image`: score a text-to-image model on the shapes world:
 //! CLIP retrieval and hard negatives, then a GenEval-style table of
-//! generated pictures judged by the detector.
+//! generated pictures judged by the detector; or, for MNIST models, the
+//! share of generated digits a classifier reads as the prompted digit.
 
 use seer::data::grid;
+use seer::data::mnist::Mnist;
 use seer::diffusion::SamplerKind;
-use seer::eval::{evaluate_clip, evaluate_images, ClipReport};
+use seer::eval::{evaluate_clip, evaluate_digits, evaluate_images, ClipReport, DigitClassifier};
 use seer::generate::ImageOptions;
 use seer::model::ImageModel;
 use std::path::PathBuf;
@@ -28,6 +30,16 @@ pub struct ImageArgs {
     /// Image model folder made by `seer train image`.
     #[arg(short, long)]
     model: PathBuf,
+    /// What the model was trained on: `shapes` (the CLIP scores and the
+    /// category table) or `mnist` (generated digits read by a classifier).
+    #[arg(long, default_value = "shapes")]
+    data: String,
+    /// Generated digits per digit (MNIST).
+    #[arg(long, default_value_t = 20)]
+    per_digit: usize,
+    /// Training steps of the MNIST judging classifier.
+    #[arg(long, default_value_t = 1500)]
+    classifier_steps: u64,
     /// Prompts (one picture each) per category.
     #[arg(long, default_value_t = 50)]
     per_category: usize,
@@ -54,6 +66,11 @@ pub struct ImageArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Kind::Image(args) = args.kind;
     let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
+    match args.data.as_str() {
+        "shapes" => {}
+        "mnist" => return eval_mnist(&args, &model),
+        other => anyhow::bail!("--data {other}: use shapes or mnist"),
+    }
     let side = model.image_encoder.config().image_size as u32;
     let started = std::time::Instant::now();
     let clip = evaluate_clip(&model, args.clip_pairs, side, 0x5eed)?;
@@ -135,4 +152,43 @@ fn print_clip(clip: &ClipReport, seconds: f64) {
     for (kind, accuracy, cases) in &clip.hard_negatives {
         println!("  hard negatives, {kind}: {accuracy:.1}% of {cases}");
     }
+}
+
+fn eval_mnist(args: &ImageArgs, model: &ImageModel) -> anyhow::Result<ExitCode> {
+    let Some(denoiser) = &model.denoiser else {
+        anyhow::bail!(
+            "{} has no denoiser (stage 2 was not trained)",
+            args.model.display()
+        );
+    };
+    let side = denoiser.config().image_size as u32;
+    let started = std::time::Instant::now();
+    let mnist = Mnist::builtin()?;
+    let classifier = DigitClassifier::train(&mnist, side, args.classifier_steps, 7)?;
+    println!(
+        "judging classifier: a ViT trained on MNIST digits 5000-9499 ({} steps, {:.1} s); accuracy on digits 9500-9999: {:.1}%",
+        args.classifier_steps,
+        started.elapsed().as_secs_f64(),
+        classifier.test_accuracy
+    );
+    let options = ImageOptions {
+        steps: args.steps,
+        guidance: args.guidance,
+        sampler: SamplerKind::Ddim { eta: 0.0 },
+        seed: args.seed,
+    };
+    let started = std::time::Instant::now();
+    let (share, pictures) = evaluate_digits(model, &classifier, args.per_digit, &options)?;
+    if let Some(path) = &args.examples {
+        let bytes = super::generate_image::encode_png(&grid(&pictures, args.per_digit.max(1)))?;
+        seer::atomic::write_atomic(path, &bytes)?;
+    }
+    println!(
+        "generated digits read as the prompted digit: {share:.1}% of {} ({} DDIM steps, guidance {}, {:.1} s)",
+        pictures.len(),
+        args.steps,
+        args.guidance,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
 }

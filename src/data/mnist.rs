@@ -15,9 +15,9 @@ const LABELS_MAGIC: u32 = 0x0801;
 pub const DIGIT_SIDE: usize = 28;
 
 /// The built-in digits the image models train on.
-pub const GENERATOR_DIGITS: std::ops::Range<usize> = 0..8000;
+pub const GENERATOR_DIGITS: std::ops::Range<usize> = 0..5000;
 /// The built-in digits the judging classifier trains on (never seen by the generator).
-pub const CLASSIFIER_DIGITS: std::ops::Range<usize> = 8000..9500;
+pub const CLASSIFIER_DIGITS: std::ops::Range<usize> = 5000..9500;
 /// The built-in digits that measure the judging classifier's own accuracy.
 pub const CLASSIFIER_TEST_DIGITS: std::ops::Range<usize> = 9500..10000;
 

@@ -3,7 +3,9 @@
 //! pictures scored by the shapes detector.
 
 mod clip;
+mod digits;
 mod image;
 
 pub use clip::{evaluate_clip, ClipReport};
+pub use digits::{evaluate_digits, DigitClassifier};
 pub use image::{evaluate_images, CategoryScore, ImageReport};
