@@ -143,7 +143,10 @@ fn steps_match_diffusers() {
             };
             let n = step["steps"].as_u64().unwrap() as usize;
             let index = step["index"].as_u64().unwrap() as usize;
-            let sampler = Sampler::new(schedule.clone(), kind, n).unwrap();
+            let clipped = step["clipped"].as_bool().unwrap();
+            let sampler = Sampler::new(schedule.clone(), kind, n)
+                .unwrap()
+                .with_clipped_noise(clipped);
             assert_eq!(
                 sampler.timesteps()[index] as u64,
                 step["timestep"].as_u64().unwrap()
@@ -174,7 +177,7 @@ fn steps_match_diffusers() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 45);
+    assert_eq!(checked, 60);
 }
 
 #[test]

@@ -343,3 +343,35 @@ fn the_moving_average_follows_the_weights() {
     );
     assert!(Ema::new(&live, &shadow, 1.0).is_err());
 }
+
+#[test]
+fn a_pictures_prediction_does_not_depend_on_its_batch() {
+    let device = Device::Cpu;
+    let text = TextEncoder::new(&text_config(), 1, DType::F32, &device).unwrap();
+    let dit = Dit::new(&dit_config(), 4, DType::F32, &device).unwrap();
+    scramble_f32(dit.params());
+    let x = randn(&[3, 3, 4, 4], DType::F32, 5);
+    let times = [7.0, 300.0, 900.0];
+    let together = {
+        let c = text.encode(&captions(), &mut Mode::Eval).unwrap();
+        dit.forward(&x, &times, &c).unwrap()
+    };
+    for i in 0..3 {
+        let c = text.encode(&captions()[i..i + 1], &mut Mode::Eval).unwrap();
+        let alone = dit
+            .forward(&x.narrow(0, i, 1).unwrap(), &times[i..i + 1], &c)
+            .unwrap();
+        let diff = (together.narrow(0, i, 1).unwrap() - alone)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            diff < 1e-5,
+            "picture {i}: batched and alone differ by {diff}"
+        );
+    }
+}

@@ -54,7 +54,7 @@ for config in CONFIGS:
             s.set_timesteps(min(n, s.config.num_train_timesteps))
             case["timesteps"][f"{spacing}/{n}"] = s.timesteps.tolist()
     n = 10
-    for sampler, eta in (("ddpm", None), ("ddim", 0.0), ("ddim", 0.5)):
+    for sampler, eta, clipped in (("ddpm", None, False), ("ddim", 0.0, False), ("ddim", 0.5, False), ("ddim", 0.0, True)):
         s = (DDPMScheduler if sampler == "ddpm" else DDIMScheduler)(**config)
         s.set_timesteps(n)
         for index in (0, 4, n - 1):
@@ -65,9 +65,9 @@ for config in CONFIGS:
             if sampler == "ddpm":
                 res = s.step(output, t, sample, generator=torch.Generator().manual_seed(index))
             else:
-                res = s.step(output, t, sample, eta=eta, variance_noise=step_noise)
+                res = s.step(output, t, sample, eta=eta, variance_noise=step_noise, use_clipped_model_output=clipped)
             case["steps"].append({
-                "sampler": sampler, "eta": eta, "steps": n, "index": index, "timestep": t,
+                "sampler": sampler, "eta": eta, "clipped": clipped, "steps": n, "index": index, "timestep": t,
                 "sample": flat(sample), "output": flat(output), "noise": flat(step_noise),
                 "prev_sample": flat(res.prev_sample), "pred_original": flat(res.pred_original_sample),
             })

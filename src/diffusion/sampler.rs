@@ -34,6 +34,7 @@ pub struct Sampler {
     schedule: NoiseSchedule,
     kind: SamplerKind,
     timesteps: Vec<usize>,
+    clipped_noise: bool,
 }
 
 impl Sampler {
@@ -49,7 +50,18 @@ impl Sampler {
             schedule,
             kind,
             timesteps,
+            clipped_noise: false,
         })
+    }
+
+    /// DDIM: whether the noise estimate is recomputed from the clipped
+    /// clean-image estimate (diffusers' `use_clipped_model_output`), so that
+    /// the two stay consistent. Without it, a guided prediction that clipping
+    /// cuts short keeps pushing the sample through the noise term (in pixel
+    /// space: towards the complementary colour).
+    pub fn with_clipped_noise(mut self, clipped: bool) -> Self {
+        self.clipped_noise = clipped;
+        self
     }
 
     /// The timesteps, highest first.
@@ -117,6 +129,11 @@ impl Sampler {
                 (mean, variance.sqrt())
             }
             SamplerKind::Ddim { eta } => {
+                let eps = if self.clipped_noise {
+                    ((sample - (&x0 * alpha_t.sqrt())?)? / beta_t.sqrt())?
+                } else {
+                    eps
+                };
                 let variance = (1.0 - alpha_prev) / beta_t * (1.0 - alpha_t / alpha_prev);
                 let sigma = eta * variance.sqrt();
                 let direction = (1.0 - alpha_prev - sigma * sigma).sqrt();

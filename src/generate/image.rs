@@ -49,7 +49,10 @@ pub fn generate_images(
         return Err(Error::Invalid("no prompts to draw".into()));
     }
     let device = Device::Cpu;
-    let sampler = Sampler::new(model.schedule.clone(), options.sampler, options.steps)?;
+    // Guidance can push the clean-image estimate past the pixel range; the
+    // noise estimate is recomputed from the clipped one so the two agree.
+    let sampler = Sampler::new(model.schedule.clone(), options.sampler, options.steps)?
+        .with_clipped_noise(true);
     let n = prompts.len();
     let mut captions = prompts
         .iter()
