@@ -40,6 +40,7 @@ fn dit_config() -> DitConfig {
         image_size: 4,
         channels: 3,
         patch_size: 2,
+        patch_overlap: 0,
         width: 8,
         layers: 2,
         heads: 2,
@@ -206,6 +207,32 @@ fn dit_gradients_match_finite_differences() {
         (out - &target).unwrap().sqr().unwrap().mean_all().unwrap()
     };
     check_gradients(&[dit.params(), text.params()], &["logit_scale"], loss);
+}
+
+#[test]
+fn overlapping_patches_have_correct_gradients_and_shapes() {
+    let device = Device::Cpu;
+    let text = TextEncoder::new(&text_config(), 1, DType::F64, &device).unwrap();
+    let config = DitConfig {
+        patch_overlap: 1,
+        ..dit_config()
+    };
+    let dit = Dit::new(&config, 4, DType::F64, &device).unwrap();
+    scramble(text.params(), 30);
+    scramble(dit.params(), 40);
+    let x = randn(&[3, 3, 4, 4], DType::F64, 5);
+    let target = randn(&[3, 3, 4, 4], DType::F64, 6);
+    let caption = text.encode(&captions(), &mut Mode::Eval).unwrap().detach();
+    let loss = || {
+        let out = dit.forward(&x, &[3.0, 500.0, 999.0], &caption).unwrap();
+        assert_eq!(out.dims(), &[3, 3, 4, 4]);
+        (out - &target).unwrap().sqr().unwrap().mean_all().unwrap()
+    };
+    check_gradients(&[dit.params()], &[], loss);
+    assert_eq!(
+        dit.params().get("patch_embed.weight").unwrap().dims(),
+        &[8, 3, 4, 4]
+    );
 }
 
 #[test]

@@ -10,8 +10,8 @@
 use super::component::{load_component, save_component};
 use super::TextFeatures;
 use crate::nn::{
-    grid_embedding, modulated_norm, patchify, timestep_embedding, unpatchify, AdaLn, Conditioning,
-    DitBlock, Init, Linear, ParamSource, Params,
+    grid_embedding, modulated_norm, timestep_embedding, AdaLn, Conditioning, DitBlock, Init,
+    Linear, ParamSource, Params, PatchIo,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -31,6 +31,10 @@ pub struct DitConfig {
     pub channels: usize,
     /// Patch side in pixels.
     pub patch_size: usize,
+    /// Pixels each patch token also reads and draws beyond its patch, on
+    /// every side (0: plain patches).
+    #[serde(default)]
+    pub patch_overlap: usize,
     /// Residual stream width.
     pub width: usize,
     /// Blocks.
@@ -46,14 +50,13 @@ pub struct DitConfig {
 /// The diffusion Transformer.
 pub struct Dit {
     config: DitConfig,
-    patch_embed: Linear,
+    patches: PatchIo,
     positions: Tensor,
     time_in: Linear,
     time_out: Linear,
     caption_in: Linear,
     blocks: Vec<DitBlock>,
     final_adaln: AdaLn,
-    final_linear: Linear,
     params: Params,
 }
 
@@ -87,19 +90,10 @@ impl Dit {
             )));
         }
         let (device, dtype) = (source.builder().device(), source.builder().dtype());
-        let patch_len = patch * patch * config.channels;
         let p = source.builder();
-        let xavier =
-            |fan_in: usize, fan_out: usize| Init::Normal((2.0 / (fan_in + fan_out) as f64).sqrt());
         let dit = Self {
             config: config.clone(),
-            patch_embed: Linear::new(
-                &p.pp("patch_embed"),
-                patch_len,
-                c,
-                true,
-                xavier(patch_len, c),
-            )?,
+            patches: PatchIo::new(&p, patch, config.patch_overlap, config.channels, c)?,
             positions: grid_embedding(side / patch, c, &device)?.to_dtype(dtype)?,
             time_in: Linear::new(
                 &p.pp("time_in"),
@@ -120,7 +114,6 @@ impl Dit {
                 .map(|i| DitBlock::new(&p.pp("h").pp(i), c, config.heads, config.context_dim))
                 .collect::<Result<Vec<_>>>()?,
             final_adaln: AdaLn::new(&p.pp("final_adaln"), c, c, 2)?,
-            final_linear: Linear::new(&p.pp("final_linear"), c, patch_len, true, Init::Zeros)?,
             params: Params::default(),
         };
         drop(p);
@@ -152,10 +145,7 @@ impl Dit {
                 caption.lengths.len()
             )));
         }
-        let tokens = self
-            .patch_embed
-            .forward(&patchify(x, self.config.patch_size)?)?
-            .broadcast_add(&self.positions)?;
+        let tokens = self.patches.tokens(x)?.broadcast_add(&self.positions)?;
         let time = timestep_embedding(t, TIMESTEP_FEATURES, device)?.to_dtype(x.dtype())?;
         let time = self
             .time_out
@@ -172,7 +162,6 @@ impl Dit {
         }
         let m = self.final_adaln.forward(&vector)?;
         let h = modulated_norm(&h, &m[0], &m[1])?;
-        let patches = self.final_linear.forward(&h)?;
-        unpatchify(&patches, self.config.patch_size, self.config.channels)
+        self.patches.pictures(&h)
     }
 }

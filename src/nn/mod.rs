@@ -20,6 +20,7 @@ mod linear;
 mod mlp;
 mod params;
 mod patch;
+mod patch_io;
 mod position;
 
 pub use adaln::{gated_residual, modulated_norm, AdaLn};
@@ -34,4 +35,5 @@ pub use linear::Linear;
 pub use mlp::Mlp;
 pub use params::{load_tensors, save_tensors, Init, ParamBuilder, ParamSource, Params};
 pub use patch::{patchify, unpatchify};
+pub use patch_io::PatchIo;
 pub use position::{grid_embedding, timestep_embedding};

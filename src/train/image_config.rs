@@ -118,6 +118,7 @@ impl ImageTrainConfig {
                 image_size: 32,
                 channels: 3,
                 patch_size: 4,
+                patch_overlap: 0,
                 width: 128,
                 layers: 6,
                 heads: 4,
