@@ -132,7 +132,7 @@ impl ImageTrainConfig {
             },
             diffusion: StageConfig {
                 batch_size: 64,
-                iters: 10000,
+                iters: 4000,
                 lr: 1e-3,
                 min_lr: 1e-4,
                 warmup_iters: 200,
@@ -144,7 +144,7 @@ impl ImageTrainConfig {
             finetune_text_encoder: false,
             seed: 1337,
             log_interval: 50,
-            checkpoint_interval: 1000,
+            checkpoint_interval: 500,
         }
     }
 
