@@ -17,7 +17,8 @@ use std::process::ExitCode;
 /// seer: a prediction machine for text and images.
 ///
 /// Train a tokenizer and a GPT on your corpus, then generate text by chaining
-/// next-token predictions.
+/// next-token predictions; train a caption encoder and a diffusion
+/// Transformer, then draw pictures from prompts.
 #[derive(Parser)]
 #[command(name = "seer", version, about, long_about)]
 struct Cli {
@@ -39,7 +40,8 @@ enum Command {
     Eval(eval::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
     Bench(bench::Args),
-    /// Train a small character GPT on the built-in Shakespeare and sample from it.
+    /// Train a small character GPT on the built-in Shakespeare and sample
+    /// from it, then draw pictures from prompts with the built-in shapes model.
     Demo(demo::Args),
 }
 
