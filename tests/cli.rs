@@ -330,8 +330,14 @@ fn the_demo_trains_and_samples() {
     assert!(out.stdout.contains("ROMEO:"), "{}", out.stdout);
     assert!(dir.path().join("model/loss.png").exists());
     // Text to image with the built-in shapes model: 16 pictures in a 4×4 grid.
-    assert!(out.stdout.contains("built-in shapes model"), "{}", out.stdout);
-    let grid = image::open(dir.path().join("shapes.png")).unwrap().to_rgb8();
+    assert!(
+        out.stdout.contains("built-in shapes model"),
+        "{}",
+        out.stdout
+    );
+    let grid = image::open(dir.path().join("shapes.png"))
+        .unwrap()
+        .to_rgb8();
     assert_eq!(grid.dimensions(), (4 * 32 + 3 * 2, 4 * 32 + 3 * 2));
 }
 
