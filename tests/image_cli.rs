@@ -312,3 +312,49 @@ fn training_on_mnist_runs() {
     assert_eq!(small.code, 1);
     assert!(small.stderr.contains("too small"), "{}", small.stderr);
 }
+
+#[test]
+fn stage_one_trains_alone_and_is_scored_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip");
+    let o = out.to_str().unwrap();
+    let run = seer(&["train", "clip", "--preset", "tiny", "-o", o, "--quiet"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("stage 1 model"), "{}", run.stdout);
+    assert!(out.join("text_encoder/model.safetensors").is_file());
+    assert!(!out.join("denoiser").exists());
+    let eval = seer(&["eval", "image", "--model", o, "--clip-pairs", "20"]);
+    assert_eq!(eval.code, 0, "{}", eval.stderr);
+    assert!(
+        eval.stdout.contains("text→image recall@1"),
+        "{}",
+        eval.stdout
+    );
+    assert!(eval.stdout.contains("no denoiser"), "{}", eval.stdout);
+    let other = dir.path().join("other");
+    fails(
+        &[
+            "train",
+            "clip",
+            "--preset",
+            "tiny",
+            "--iters",
+            "5",
+            "-o",
+            other.to_str().unwrap(),
+        ],
+        &["--iters", "train image"],
+    );
+    fails(
+        &[
+            "generate",
+            "image",
+            "a",
+            "--model",
+            o,
+            "-o",
+            other.to_str().unwrap(),
+        ],
+        &["no denoiser"],
+    );
+}

@@ -196,6 +196,7 @@ fn draw_pictures(args: &Args) -> anyhow::Result<()> {
             out: dir.clone(),
             text_encoder: None,
             progress: true,
+            clip_only: false,
         };
         let outcome = train_image(&options, &AtomicBool::new(false))?;
         println!(

@@ -115,6 +115,9 @@ pub enum Kind {
     /// Train a text-to-image model: stage 1 (CLIP text and image encoders),
     /// then stage 2 (the diffusion Transformer).
     Image(super::train_image::Args),
+    /// Train stage 1 alone: the caption and image encoders (CLIP), to score
+    /// with `seer eval image` or reuse with `seer train image --text-encoder`.
+    Clip(super::train_image::Args),
 }
 
 #[derive(clap::Args)]
@@ -170,8 +173,10 @@ fn resolve_config(args: &Args) -> anyhow::Result<Option<TrainConfig>> {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
-    if let Some(Kind::Image(image)) = args.kind.take() {
-        return super::train_image::run(image);
+    match args.kind.take() {
+        Some(Kind::Image(image)) => return super::train_image::run(image),
+        Some(Kind::Clip(clip)) => return super::train_image::run_clip(clip),
+        None => {}
     }
     let (Some(data), Some(out)) = (args.data.clone(), args.out.clone()) else {
         anyhow::bail!("seer train needs --data and --out (see --help)");

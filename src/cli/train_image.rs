@@ -91,7 +91,26 @@ fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
     })
 }
 
+/// `seer train clip`: stage 1 alone; the stage-2 settings do not apply.
+pub fn run_clip(args: Args) -> anyhow::Result<ExitCode> {
+    let stage2_flags = [
+        ("--text-encoder", args.text_encoder.is_some()),
+        ("--finetune-text-encoder", args.finetune_text_encoder),
+        ("--iters", args.iters.is_some()),
+        ("--batch-size", args.batch_size.is_some()),
+        ("--lr", args.lr.is_some()),
+    ];
+    if let Some((flag, _)) = stage2_flags.iter().find(|(_, given)| *given) {
+        anyhow::bail!("{flag} is a stage-2 setting: use it with `seer train image`");
+    }
+    train(args, true)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    train(args, false)
+}
+
+fn train(args: Args, clip_only: bool) -> anyhow::Result<ExitCode> {
     let mut config = ImageTrainConfig::preset(&args.preset)?;
     if let Some(path) = &args.config {
         config = config.with_toml_file(path)?;
@@ -130,6 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         out: args.out.clone(),
         text_encoder: args.text_encoder,
         progress: !args.quiet,
+        clip_only,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
@@ -142,12 +162,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             outcome.clip_seconds
         );
     }
-    println!(
-        "stage 2 (diffusion): loss {:.4} in {:.1} s; model in {}",
-        outcome.diffusion_loss,
-        outcome.diffusion_seconds,
-        args.out.display()
-    );
+    if clip_only {
+        println!(
+            "stage 1 model (tokenizer and encoders) in {}",
+            args.out.display()
+        );
+    } else {
+        println!(
+            "stage 2 (diffusion): loss {:.4} in {:.1} s; model in {}",
+            outcome.diffusion_loss,
+            outcome.diffusion_seconds,
+            args.out.display()
+        );
+    }
     if outcome.interrupted {
         println!(
             "interrupted: the model saved so far is in {}",

@@ -35,6 +35,9 @@ pub struct ImageTrainOptions {
     pub text_encoder: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
+    /// Stop after stage 1 (`seer train clip`): the folder holds the
+    /// tokenizer and the encoders, no denoiser.
+    pub clip_only: bool,
 }
 
 /// How a run went.
@@ -42,7 +45,7 @@ pub struct ImageTrainOptions {
 pub struct ImageTrainOutcome {
     /// Mean contrastive loss of stage 1's last logged steps (None if reused).
     pub clip_loss: Option<f64>,
-    /// Mean denoising loss of stage 2's last logged steps.
+    /// Mean denoising loss of stage 2's last logged steps (NaN without stage 2).
     pub diffusion_loss: f64,
     /// Seconds spent in stage 1.
     pub clip_seconds: f64,
@@ -108,6 +111,15 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
         schedule: NoiseSchedule::new(config.scheduler.clone())?,
     };
     model.save(&options.out)?;
+    if options.clip_only {
+        return Ok(ImageTrainOutcome {
+            clip_loss,
+            diffusion_loss: f64::NAN,
+            clip_seconds,
+            diffusion_seconds: 0.0,
+            interrupted: stop.load(Ordering::SeqCst),
+        });
+    }
     let mut denoiser_config = config.denoiser.clone();
     denoiser_config.context_dim = model.text_encoder.config().width;
     denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;

@@ -65,6 +65,7 @@ pub fn bench_image(
         out: std::env::temp_dir(),
         text_encoder: None,
         progress: false,
+        clip_only: false,
     };
     let stage = &config.diffusion;
     let mut optimizer = AdamW::new(dit.params(), 0.9, 0.999, stage.weight_decay)?;
