@@ -63,7 +63,12 @@ pub fn generate_images(
     if guided {
         captions.extend(std::iter::repeat_n(empty_ids, n));
     }
-    let features = model.text_encoder.encode(&captions, &mut Mode::Eval)?;
+    // Inference: cut every result off the autograd graph, or each step's
+    // graph (all its activations) would stay alive through the sample.
+    let features = model
+        .text_encoder
+        .encode(&captions, &mut Mode::Eval)?
+        .detach();
     let config = denoiser.config();
     let shape = (n, config.channels, config.image_size, config.image_size);
     let mut rng = rand::rngs::StdRng::seed_from_u64(options.seed);
@@ -80,7 +85,7 @@ pub fn generate_images(
             x.clone()
         };
         let times = vec![t as f32; input.dim(0)?];
-        let out = denoiser.forward(&input, &times, &features)?;
+        let out = denoiser.forward(&input, &times, &features)?.detach();
         let out = if guided {
             let (cond, uncond) = (out.narrow(0, 0, n)?, out.narrow(0, n, n)?);
             (&uncond + ((cond - &uncond)? * options.guidance)?)?
