@@ -402,3 +402,50 @@ fn a_pictures_prediction_does_not_depend_on_its_batch() {
         );
     }
 }
+
+#[test]
+fn sampling_keeps_no_autograd_graph_between_steps() {
+    use seer::data::shapes::Scene;
+    use seer::diffusion::{NoiseSchedule, SamplerKind, SchedulerConfig};
+    use seer::generate::{generate_images, ImageOptions};
+    use seer::model::ImageModel;
+    use seer::tokenize::train_bpe;
+    let device = Device::Cpu;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+    let corpus: Vec<String> = (0..200)
+        .map(|_| seer::data::shapes::caption(&Scene::sample(&mut rng), &mut rng))
+        .collect();
+    let tokenizer = train_bpe(&corpus, 300).unwrap();
+    let text_config = TextEncoderConfig {
+        vocab_size: tokenizer.vocab_size(),
+        context_length: 24,
+        ..text_config()
+    };
+    let model = ImageModel {
+        tokenizer,
+        text_encoder: TextEncoder::new(&text_config, 1, DType::F32, &device).unwrap(),
+        image_encoder: ImageEncoder::new(&image_config(), 2, DType::F32, &device).unwrap(),
+        denoiser: Some(Dit::new(&dit_config(), 3, DType::F32, &device).unwrap()),
+        schedule: NoiseSchedule::new(SchedulerConfig::default()).unwrap(),
+    };
+    let options = ImageOptions {
+        steps: 3,
+        guidance: 2.0,
+        sampler: SamplerKind::Ddim { eta: 0.0 },
+        seed: 0,
+    };
+    let mut steps = 0;
+    generate_images(
+        &model,
+        &["a red circle".to_string()],
+        &options,
+        |_, step| {
+            // A sample that tracked its graph would keep every earlier step's
+            // activations alive.
+            assert!(!step.prev_sample.track_op() && !step.pred_original.track_op());
+            steps += 1;
+        },
+    )
+    .unwrap();
+    assert_eq!(steps, 3);
+}
