@@ -150,15 +150,7 @@ impl TrainConfig {
 
     /// This config with the keys of the TOML file at `path` replacing its own.
     pub fn with_toml_file(&self, path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        let overrides: toml::Table = text
-            .parse()
-            .map_err(|e| Error::bad_file(path, format!("invalid TOML: {e}")))?;
-        let mut table = toml::Table::try_from(self).expect("config serialises");
-        merge_toml(&mut table, overrides, "", path)?;
-        table
-            .try_into()
-            .map_err(|e| Error::bad_file(path, format!("{e}")))
+        with_toml_file(self, path)
     }
 
     /// The GPT this run trains, for a vocabulary of `vocab_size`.
@@ -221,10 +213,27 @@ impl TrainConfig {
     }
 }
 
+/// `config` with the keys of the TOML file at `path` replacing its own
+/// (nested tables key by key); an unknown key is an error naming it.
+pub(crate) fn with_toml_file<C: Serialize + serde::de::DeserializeOwned>(
+    config: &C,
+    path: &Path,
+) -> Result<C> {
+    let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
+    let overrides: toml::Table = text
+        .parse()
+        .map_err(|e| Error::bad_file(path, format!("invalid TOML: {e}")))?;
+    let mut table = toml::Table::try_from(config).expect("config serialises");
+    merge_toml(&mut table, overrides, "", path)?;
+    table
+        .try_into()
+        .map_err(|e| Error::bad_file(path, format!("{e}")))
+}
+
 /// Replaces the keys of `base` with those of `overrides`, table by table
 /// (`[denoiser] width = 192` changes one field of a nested table). A key
 /// `base` lacks is an error naming it.
-pub(crate) fn merge_toml(
+fn merge_toml(
     base: &mut toml::Table,
     overrides: toml::Table,
     prefix: &str,

@@ -1,7 +1,7 @@
 //! The settings of a text-to-image run: both stages' model shapes, the
 //! noise schedule, and each stage's optimisation, with built-in presets.
 
-use super::config::merge_toml;
+use super::config::with_toml_file;
 use crate::diffusion::{BetaSchedule, Prediction, SchedulerConfig};
 use crate::model::{DitConfig, ImageEncoderConfig, TextEncoderConfig};
 use crate::{Error, Result};
@@ -199,15 +199,7 @@ impl ImageTrainConfig {
 
     /// This config with the keys of the TOML file at `path` replacing its own.
     pub fn with_toml_file(&self, path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(Error::io(path))?;
-        let overrides: toml::Table = text
-            .parse()
-            .map_err(|e| Error::bad_file(path, format!("invalid TOML: {e}")))?;
-        let mut table = toml::Table::try_from(self).expect("config serialises");
-        merge_toml(&mut table, overrides, "", path)?;
-        table
-            .try_into()
-            .map_err(|e| Error::bad_file(path, format!("{e}")))
+        with_toml_file(self, path)
     }
 
     /// Checks that the parts fit together.
