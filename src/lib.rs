@@ -12,9 +12,11 @@ pub mod diffusion;
 pub mod error;
 pub mod eval;
 pub mod generate;
+pub mod inspect;
 pub mod kernels;
 pub mod model;
 pub mod nn;
+pub mod plot;
 pub mod tokenize;
 pub mod train;
 

@@ -427,17 +427,13 @@ fn sampling_keeps_no_autograd_graph_between_steps() {
         seed: 0,
     };
     let mut steps = 0;
-    generate_images(
-        &model,
-        &["a red circle".to_string()],
-        &options,
-        |_, step| {
-            // A sample that tracked its graph would keep every earlier step's
-            // activations alive.
-            assert!(!step.prev_sample.track_op() && !step.pred_original.track_op());
-            steps += 1;
-        },
-    )
+    generate_images(&model, &["a red circle".to_string()], &options, |step| {
+        // A sample that tracked its graph would keep every earlier step's
+        // activations alive.
+        let out = step.output;
+        assert!(!out.prev_sample.track_op() && !out.pred_original.track_op());
+        steps += 1;
+    })
     .unwrap();
     assert_eq!(steps, 3);
 }

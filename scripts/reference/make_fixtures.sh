@@ -36,6 +36,8 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 # A Hugging Face GPT-2 folder (random weights, vocab.json + merges.txt) with
 # transformers' logits and greedy continuation.
 "$PYTHON" scripts/reference/hf_gpt2_parity.py "$FIX/hf_gpt2" "$WORK/corpus.txt"
+# transformers' next-token probabilities and attention weights on it.
+"$PYTHON" scripts/reference/inspect_parity.py "$FIX/hf_gpt2"
 # Diffusion schedules and DDPM/DDIM steps, as diffusers computes them.
 "$PYTHON" scripts/reference/diffusion_parity.py "$FIX/diffusion"
 echo "fixtures written to $FIX"

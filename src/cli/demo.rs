@@ -228,7 +228,7 @@ fn draw_pictures(args: &Args) -> anyhow::Result<()> {
         .iter()
         .flat_map(|p| std::iter::repeat_n(p.to_string(), 4))
         .collect();
-    let pictures = generate_images(&model, &prompts, &options, |_, _| {})?;
+    let pictures = generate_images(&model, &prompts, &options, |_| {})?;
     let path = args.out.join("shapes.png");
     let bytes = super::generate_image::encode_png(&grid(&pictures, 4))?;
     seer::atomic::write_atomic(&path, &bytes)?;

@@ -80,12 +80,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )
     };
     let started = std::time::Instant::now();
-    let pictures = generate_images(
-        &model,
-        &vec![args.prompt.clone(); args.n],
-        &options,
-        |_, _| bar.inc(1),
-    )?;
+    let pictures = generate_images(&model, &vec![args.prompt.clone(); args.n], &options, |_| {
+        bar.inc(1)
+    })?;
     bar.finish_and_clear();
     let columns = (pictures.len() as f64).sqrt().ceil() as usize;
     let picture = grid(&pictures, columns);

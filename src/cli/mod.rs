@@ -6,6 +6,7 @@ mod demo;
 mod eval;
 mod generate;
 mod generate_image;
+mod inspect;
 mod prepare;
 mod train;
 mod train_image;
@@ -36,6 +37,9 @@ enum Command {
     Generate(Box<generate::Args>),
     /// Chat with a model: the conversation so far is its context.
     Chat(chat::Args),
+    /// Look inside a model: tokens, next-token probabilities, attention maps,
+    /// embedding neighbours and analogies, the denoising path.
+    Inspect(inspect::Args),
     /// Score a trained model (`seer eval image`: the shapes-world table).
     Eval(eval::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
@@ -84,6 +88,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Train(args) => train::run(*args),
         Command::Generate(args) => generate::run(*args),
         Command::Chat(args) => chat::run(args),
+        Command::Inspect(args) => inspect::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),

@@ -118,7 +118,7 @@ pub fn evaluate_digits(
             seed: options.seed.wrapping_add(batch as u64),
             ..*options
         };
-        pictures.extend(generate_images(model, chunk, &batch_options, |_, _| {})?);
+        pictures.extend(generate_images(model, chunk, &batch_options, |_| {})?);
     }
     let read = classifier.classify(&pictures)?;
     let correct = read.iter().zip(&wanted).filter(|(a, b)| a == b).count();

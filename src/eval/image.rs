@@ -57,7 +57,7 @@ pub fn evaluate_images(
                 seed: options.seed.wrapping_add(batch_index as u64),
                 ..*options
             };
-            let pictures = generate_images(model, &texts, &batch_options, |_, _| {})?;
+            let pictures = generate_images(model, &texts, &batch_options, |_| {})?;
             for ((description, text), picture) in chunk.iter().zip(&texts).zip(&pictures) {
                 let detection = detect(picture);
                 let ok = detection.is_clean() && description.satisfied_by(&detection.objects());

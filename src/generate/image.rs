@@ -27,14 +27,26 @@ pub struct ImageOptions {
     pub seed: u64,
 }
 
+/// One denoising step, as [`generate_images`] reports it.
+#[derive(Debug)]
+pub struct DenoisingStep<'a> {
+    /// Its index, from 0.
+    pub index: usize,
+    /// The timestep it denoised from.
+    pub timestep: usize,
+    /// The samples it started from (`x_t`, `[n, 3, side, side]`).
+    pub sample: &'a Tensor,
+    /// Its result: the less noisy samples and the clean-image estimates.
+    pub output: &'a StepOutput,
+}
+
 /// Generates one picture per prompt, all in one batch (repeat a prompt for
-/// several pictures of it); `on_step` sees each step's index and result
-/// (the samples and the current clean-image estimates).
+/// several pictures of it); `on_step` sees every step.
 pub fn generate_images(
     model: &ImageModel,
     prompts: &[String],
     options: &ImageOptions,
-    mut on_step: impl FnMut(usize, &StepOutput),
+    mut on_step: impl FnMut(&DenoisingStep),
 ) -> Result<Vec<RgbImage>> {
     let denoiser = model.denoiser.as_ref().ok_or_else(|| {
         Error::Invalid("this image model has no denoiser (stage 2 was not trained)".into())
@@ -97,7 +109,12 @@ pub fn generate_images(
             .then(|| noise(&mut rng))
             .transpose()?;
         let step = sampler.step(&out, index, &x, fresh.as_ref())?;
-        on_step(index, &step);
+        on_step(&DenoisingStep {
+            index,
+            timestep: t,
+            sample: &x,
+            output: &step,
+        });
         x = step.prev_sample;
     }
     tensor_to_images(&x)

@@ -13,7 +13,7 @@ mod text;
 
 pub use bench::{bench_generate, copy_bandwidth, GenerateBench};
 pub use chat::{Conversation, Role, Turn, REPLY_STOP};
-pub use image::{generate_images, ImageOptions};
+pub use image::{generate_images, DenoisingStep, ImageOptions};
 pub use sampler::{Sampler, SamplingParams};
 pub use stream::{TextStream, Update};
 pub use text::{generate, Event, FinishReason, GenerateOptions, Generation};

@@ -151,26 +151,26 @@ impl Gpt {
 
     /// Logits `[batch, seq, vocab]` for token ids `[batch, seq]` (u32), seq ≤ block_size.
     pub fn forward(&self, ids: &Tensor, mode: &mut Mode) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
-        if t > self.config.block_size {
-            return Err(Error::Invalid(format!(
-                "sequence of {t} tokens is longer than the model's context (block_size {})",
-                self.config.block_size
-            )));
-        }
-        let tok =
-            self.wte
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, self.config.n_embd))?;
-        let pos = self.wpe.narrow(0, 0, t)?;
-        let mut x = mode.dropout(&tok.broadcast_add(&pos)?, self.config.dropout)?;
+        let x = mode.dropout(&self.embed(ids, 0)?, self.config.dropout)?;
+        let x = self
+            .blocks
+            .iter()
+            .try_fold(x, |x, block| block.forward(&x, mode))?;
+        self.head(&x)
+    }
+
+    /// Logits `[batch, seq, vocab]`, in inference, with every layer's
+    /// attention weights (`[batch, n_head, seq, seq]` each), for inspection.
+    /// Generation never pays for them: only this path forms them.
+    pub fn forward_with_attention(&self, ids: &Tensor) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut x = self.embed(ids, 0)?;
+        let mut weights = Vec::with_capacity(self.blocks.len());
         for block in &self.blocks {
-            x = block.forward(&x, mode)?;
+            let (out, w) = block.forward_with_attention(&x)?;
+            x = out;
+            weights.push(w);
         }
-        let x = self.ln_f.forward(&x)?;
-        // The output layer is the token embedding read as [vocab, n_embd], without bias.
-        let no_bias = Tensor::zeros(self.config.vocab_size, x.dtype(), x.device())?;
-        Ok(linear(&x, &self.wte, &no_bias, WeightLayout::OutIn, false)?)
+        Ok((self.head(&x)?, weights))
     }
 
     /// An empty KV cache for this model.
@@ -185,25 +185,50 @@ impl Gpt {
     /// Logits `[1, t, vocab]` for the next `t` tokens `ids` (`[1, t]`), in
     /// inference, given the positions already in `cache` (which grows by `t`).
     pub fn forward_cached(&self, ids: &Tensor, cache: &mut KvCache) -> Result<Tensor> {
-        let (b, t) = ids.dims2()?;
+        let b = ids.dim(0)?;
         if b != 1 {
             return Err(Error::Invalid(format!(
                 "the KV cache serves one sequence, not {b}"
             )));
         }
-        let start = cache.reserve(t)?;
-        let tok =
-            self.wte
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((1, t, self.config.n_embd))?;
-        let mut x = tok.broadcast_add(&self.wpe.narrow(0, start, t)?)?;
+        let start = cache.reserve(ids.dim(1)?)?;
+        let mut x = self.embed(ids, start)?;
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward_cached(&x, cache.layer_mut(i))?;
         }
-        cache.advance(t);
-        let x = self.ln_f.forward(&x)?;
+        cache.advance(ids.dim(1)?);
+        self.head(&x)
+    }
+
+    /// Token plus position embeddings `[batch, seq, n_embd]` of `ids`
+    /// (`[batch, seq]`) at positions `start..start + seq`.
+    fn embed(&self, ids: &Tensor, start: usize) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if start + t > self.config.block_size {
+            return Err(Error::Invalid(format!(
+                "sequence of {} tokens is longer than the model's context (block_size {})",
+                start + t,
+                self.config.block_size
+            )));
+        }
+        let tok =
+            self.wte
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.config.n_embd))?;
+        Ok(tok.broadcast_add(&self.wpe.narrow(0, start, t)?)?)
+    }
+
+    /// The final LayerNorm and the output layer: the token embedding read as
+    /// `[vocab, n_embd]`, without bias.
+    fn head(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.ln_f.forward(x)?;
         let no_bias = Tensor::zeros(self.config.vocab_size, x.dtype(), x.device())?;
         Ok(linear(&x, &self.wte, &no_bias, WeightLayout::OutIn, false)?)
+    }
+
+    /// The token embedding matrix `[vocab, n_embd]` (also the output layer).
+    pub fn token_embeddings(&self) -> &Tensor {
+        &self.wte
     }
 
     /// Mean next-token cross-entropy of `logits` (`[batch, seq, vocab]`) against `targets` (`[batch, seq]`).

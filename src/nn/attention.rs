@@ -66,6 +66,42 @@ impl SelfAttention {
         mode.dropout(&self.c_proj.forward(&y)?, self.dropout)
     }
 
+    /// The attention weights of `x` (`[batch, seq, dim]`), as
+    /// `[batch, n_head, seq, seq]`: row `i` of a head is how much position `i`
+    /// attends to each position (zero past `i` when causal). Computed apart
+    /// from the fused kernel, which never forms them, so only inspection pays.
+    pub fn weights(&self, x: &Tensor) -> Result<Tensor> {
+        let qkv = self.c_attn.forward(x)?;
+        let (b, t, three_c) = qkv.dims3()?;
+        let c = three_c / 3;
+        let head_size = c / self.n_head;
+        let heads = |part: usize| -> Result<Tensor> {
+            Ok(qkv
+                .narrow(2, part * c, c)?
+                .reshape((b, t, self.n_head, head_size))?
+                .transpose(1, 2)?
+                .contiguous()?)
+        };
+        let (q, k) = (heads(0)?, heads(1)?);
+        let scores = (q.matmul(&k.t()?)? / (head_size as f64).sqrt())?;
+        let scores = if self.causal {
+            let mask: Vec<f32> = (0..t * t)
+                .map(|i| {
+                    if i % t > i / t {
+                        f32::NEG_INFINITY
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, t), x.device())?.to_dtype(scores.dtype())?;
+            scores.broadcast_add(&mask)?
+        } else {
+            scores
+        };
+        Ok(candle_nn::ops::softmax_last_dim(&scores)?)
+    }
+
     /// Attention for `x` (`[1, t, dim]`, the next `t` positions) against the
     /// positions in `cache`, to which their keys and values are appended.
     pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {

@@ -72,6 +72,14 @@ impl Block {
         Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, mode)?)?)
     }
 
+    /// Applies the block to `x` in inference and returns, with the output,
+    /// its attention weights (`[batch, n_head, seq, seq]`, see
+    /// [`SelfAttention::weights`]).
+    pub fn forward_with_attention(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let weights = self.attn.weights(&self.ln_1.forward(x)?)?;
+        Ok((self.forward(x, &mut Mode::Eval)?, weights))
+    }
+
     /// Applies the block to the next positions `x` (`[1, t, dim]`) in
     /// inference, attending to and extending `cache`.
     pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {

@@ -93,7 +93,7 @@ pub fn bench_image(
     let mut sample_s = Vec::with_capacity(rounds);
     for _ in 0..rounds.max(1) {
         let t0 = Instant::now();
-        generate_images(&model, &prompts, &sample_options, |_, _| {})?;
+        generate_images(&model, &prompts, &sample_options, |_| {})?;
         sample_s.push(t0.elapsed().as_secs_f64());
     }
     let sample_s = median(&mut sample_s);

@@ -88,18 +88,8 @@ impl Metrics {
     }
 }
 
-fn register_font() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let font: &'static [u8] = include_bytes!("../../assets/DejaVuSans.ttf");
-        // The font is valid and built in; registration can only fail on bad bytes.
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, font);
-    });
-}
-
 /// Draws train and val loss against step into a PNG at `path` (atomically).
 pub fn plot_losses(records: &[MetricRecord], path: &Path) -> Result<()> {
-    register_font();
     let series = |split: &str| -> Vec<(f64, f64)> {
         records
             .iter()
@@ -118,32 +108,24 @@ pub fn plot_losses(records: &[MetricRecord], path: &Path) -> Result<()> {
     } else {
         (lo * 0.95, hi * 1.05 + 1e-9)
     };
-    let tmp = crate::atomic::tmp_path(path).with_extension("tmp.png");
-    let plot_err =
-        |e: &dyn std::fmt::Display| Error::bad_file(path, format!("cannot draw plot: {e}"));
-    {
-        let root = BitMapBackend::new(&tmp, (900, 540)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+    let picture = crate::plot::draw(900, 540, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption("loss", ("sans-serif", 24))
             .margin(16)
             .x_label_area_size(40)
             .y_label_area_size(56)
-            .build_cartesian_2d(0.0..max_step, lo..hi)
-            .map_err(|e| plot_err(&e))?;
+            .build_cartesian_2d(0.0..max_step, lo..hi)?;
         chart
             .configure_mesh()
             .x_desc("step")
             .y_desc("cross-entropy")
-            .draw()
-            .map_err(|e| plot_err(&e))?;
+            .draw()?;
         for (points, colour, name) in [(&train, BLUE, "train"), (&val, RED, "val")] {
             chart
                 .draw_series(LineSeries::new(
                     points.iter().copied(),
                     colour.stroke_width(2),
-                ))
-                .map_err(|e| plot_err(&e))?
+                ))?
                 .label(name)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
@@ -153,9 +135,8 @@ pub fn plot_losses(records: &[MetricRecord], path: &Path) -> Result<()> {
             .configure_series_labels()
             .background_style(WHITE.mix(0.8))
             .border_style(BLACK)
-            .draw()
-            .map_err(|e| plot_err(&e))?;
-        root.present().map_err(|e| plot_err(&e))?;
-    }
-    std::fs::rename(&tmp, path).map_err(Error::io(path))
+            .draw()?;
+        Ok(())
+    })?;
+    crate::plot::save_png(&picture, path)
 }

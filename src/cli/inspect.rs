@@ -1,0 +1,445 @@
+//! `seer inspect`: look inside a model. How text splits into tokens, the
+//! next-token distribution, attention maps, embedding neighbours and
+//! analogies, and the denoising path of a picture; in the terminal, as PNG,
+//! and as JSON (`--json`) for scripts.
+
+use anyhow::Context;
+use seer::diffusion::SamplerKind;
+use seer::generate::ImageOptions;
+use seer::inspect::{self, EmbeddingSpace, TokenPiece, WordVector};
+use seer::model::{Gpt, ImageModel};
+use seer::plot::save_png;
+use seer::tokenize::{Tokenizer, TokenizerKind};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    view: View,
+}
+
+#[derive(clap::Subcommand)]
+enum View {
+    /// How a text splits into tokens: boundaries, ids, byte fallbacks.
+    Tokens(TokensArgs),
+    /// The next-token distribution after a prompt (full softmax, temperature 1).
+    Next(NextArgs),
+    /// Attention weights of each layer and head over a prompt, as a heatmap PNG.
+    Attention(AttentionArgs),
+    /// Token-embedding geometry: cosine neighbours, analogies, a 2-D PCA map.
+    Embed(EmbedArgs),
+    /// The denoising path of text to image, from noise to picture, as one strip.
+    Denoise(DenoiseArgs),
+}
+
+/// A text model folder (config.json, model.safetensors, tokenizer).
+#[derive(clap::Args)]
+struct ModelArg {
+    /// Model folder: config.json, model.safetensors and tokenizer.json (or
+    /// GPT-2's vocab.json + merges.txt).
+    #[arg(short, long)]
+    model: PathBuf,
+}
+
+impl ModelArg {
+    fn load(&self) -> anyhow::Result<(Gpt, Tokenizer)> {
+        let model = Gpt::load(
+            &self.model,
+            candle_core::DType::F32,
+            &candle_core::Device::Cpu,
+        )?;
+        let tokenizer = Tokenizer::load_model_dir(&self.model)?;
+        Ok((model, tokenizer))
+    }
+}
+
+#[derive(clap::Args)]
+struct TokensArgs {
+    /// Model folder, or an image model folder (its tokenizer/), or a folder
+    /// made by `seer prepare`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// The text to split.
+    text: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct NextArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The prompt.
+    prompt: String,
+    /// How many of the most likely tokens to show.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct AttentionArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The prompt.
+    prompt: String,
+    /// Layer to show, from 0 (default: the mean over all layers).
+    #[arg(long)]
+    layer: Option<usize>,
+    /// Head to show, from 0 (default: the mean over all heads).
+    #[arg(long)]
+    head: Option<usize>,
+    /// Token position whose attention is listed (default: the last).
+    #[arg(long)]
+    query: Option<usize>,
+    /// How many attended positions to list.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Heatmap PNG to write.
+    #[arg(short, long, default_value = "attention.png")]
+    out: PathBuf,
+    /// Print every layer's and head's weights as JSON (no PNG).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group = clap::ArgGroup::new("question").required(true).multiple(true))]
+struct EmbedArgs {
+    #[command(flatten)]
+    model: ModelArg,
+    /// The tokens nearest this word.
+    #[arg(long, group = "question")]
+    neighbours: Option<String>,
+    /// Vector arithmetic, e.g. "king - man + woman": the tokens nearest the result.
+    #[arg(long, group = "question")]
+    analogy: Option<String>,
+    /// Words to place on the 2-D map (comma-separated; default: the words
+    /// asked about and the answers).
+    #[arg(long, group = "question", value_delimiter = ',')]
+    words: Vec<String>,
+    /// How many tokens to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Write a PNG map of the words' first two principal components.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct DenoiseArgs {
+    /// Image model folder made by `seer train image`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// What to draw.
+    prompt: String,
+    /// Denoising steps.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Columns in the strip: the noise, then evenly spread steps to the last.
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
+    /// Classifier-free guidance scale.
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Sampler: ddim or ddpm.
+    #[arg(long, default_value = "ddim")]
+    sampler: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// How many times to enlarge each picture.
+    #[arg(long, default_value_t = 3)]
+    scale: u32,
+    /// PNG to write.
+    #[arg(short, long, default_value = "denoise.png")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.view {
+        View::Tokens(a) => tokens(a),
+        View::Next(a) => next(a),
+        View::Attention(a) => attention(a),
+        View::Embed(a) => embed(a),
+        View::Denoise(a) => denoise(a),
+    }?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!("{}", serde_json::to_string(value).expect("serialises"));
+}
+
+/// The tokens joined with `|` between them, whitespace visible.
+fn boundaries(tokens: &[String]) -> String {
+    let shown: Vec<String> = tokens.iter().map(|t| inspect::visible(t)).collect();
+    format!("|{}|", shown.join("|"))
+}
+
+/// A bar of up to `width` blocks for `fraction` of the largest value.
+fn bar(fraction: f64, width: usize) -> String {
+    "█".repeat((fraction.clamp(0.0, 1.0) * width as f64).round() as usize)
+}
+
+fn tokens(args: TokensArgs) -> anyhow::Result<()> {
+    let dir = &args.model;
+    let image_tokenizer = dir.join("tokenizer").join("tokenizer.json");
+    let tokenizer = if image_tokenizer.exists() {
+        Tokenizer::load(&image_tokenizer)?
+    } else {
+        Tokenizer::load_model_dir(dir)?
+    };
+    let pieces = inspect::split_tokens(&tokenizer, &args.text)?;
+    if args.json {
+        print_json(&serde_json::json!({ "tokens": pieces }));
+        return Ok(());
+    }
+    let kind = match tokenizer.kind() {
+        TokenizerKind::Char => "character",
+        TokenizerKind::Bpe => "byte-level BPE",
+    };
+    println!(
+        "{} tokens for {} characters ({kind} tokenizer, {} in the vocabulary)",
+        pieces.len(),
+        args.text.chars().count(),
+        tokenizer.vocab_size()
+    );
+    let texts: Vec<String> = pieces.iter().map(TokenPiece::text).collect();
+    println!("{}", boundaries(&texts));
+    println!("{:>4}  {:>7}  {:<16} bytes", "#", "id", "token");
+    for (i, piece) in pieces.iter().enumerate() {
+        let bytes: Vec<String> = piece.bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let note = if piece.byte_fallback {
+            "  (byte fallback: part of a character)"
+        } else {
+            ""
+        };
+        println!(
+            "{i:>4}  {:>7}  {:<16} {}{note}",
+            piece.id,
+            piece.display(),
+            bytes.join(" ")
+        );
+    }
+    Ok(())
+}
+
+fn next(args: NextArgs) -> anyhow::Result<()> {
+    let (model, tokenizer) = args.model.load()?;
+    let result = inspect::next_tokens(&model, &tokenizer, &args.prompt, args.top)?;
+    if args.json {
+        print_json(&result);
+        return Ok(());
+    }
+    println!(
+        "prompt: {} ({} tokens)",
+        boundaries(&result.prompt_tokens),
+        result.prompt_tokens.len()
+    );
+    println!(
+        "{:>4}  {:<16} {:>7}  {:>8}  {:>8}",
+        "rank", "next token", "id", "prob", "cum."
+    );
+    let top = result.next.first().map_or(1.0, |n| n.prob);
+    let mut cumulative = 0.0;
+    for (rank, candidate) in result.next.iter().enumerate() {
+        cumulative += candidate.prob;
+        println!(
+            "{:>4}  {:<16} {:>7}  {:>7.2}%  {:>7.2}%  {}",
+            rank + 1,
+            inspect::visible(&candidate.token),
+            candidate.id,
+            100.0 * candidate.prob,
+            100.0 * cumulative,
+            bar(candidate.prob / top, 30)
+        );
+    }
+    Ok(())
+}
+
+fn attention(args: AttentionArgs) -> anyhow::Result<()> {
+    let (model, tokenizer) = args.model.load()?;
+    let maps = inspect::attention_maps(&model, &tokenizer, &args.prompt)?;
+    let map = maps.select(args.layer, args.head)?;
+    let query = args.query.unwrap_or(maps.tokens.len() - 1);
+    let attended = maps.most_attended(&map, query, args.top)?;
+    if args.json {
+        print_json(&maps);
+        return Ok(());
+    }
+    let which = |index: Option<usize>, count: usize, noun: &str| match index {
+        Some(i) => format!("{noun} {i} (of {count})"),
+        None => format!("mean of {count} {noun}s"),
+    };
+    let title = format!(
+        "{}, {} (row: query, column: key)",
+        which(args.layer, maps.layers(), "layer"),
+        which(args.head, maps.heads(), "head")
+    );
+    let visible: Vec<String> = maps.tokens.iter().map(|t| inspect::visible(t)).collect();
+    println!(
+        "{} ({} tokens); {title}",
+        boundaries(&maps.tokens),
+        maps.tokens.len()
+    );
+    println!("token {query} '{}' attends most to:", visible[query]);
+    for a in &attended {
+        println!(
+            "{:>5}  {:<16} {:.3}  {}",
+            a.position,
+            visible[a.position],
+            a.weight,
+            bar(a.weight as f64, 30)
+        );
+    }
+    let picture = inspect::attention_heatmap(&map, &visible, &title)?;
+    save_png(&picture, &args.out)?;
+    println!("heatmap: {}", args.out.display());
+    Ok(())
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let (model, tokenizer) = args.model.load()?;
+    let space = EmbeddingSpace::of(&model)?;
+    let mut report = serde_json::Map::new();
+    // The words asked about and the answers, for the default map.
+    let mut mapped: Vec<WordVector> = Vec::new();
+    let answer = |token: &str| -> anyhow::Result<WordVector> {
+        space
+            .word(&tokenizer, token)
+            .with_context(|| format!("cannot place '{token}' on the map"))
+    };
+    if let Some(word) = &args.neighbours {
+        let vector = space.word(&tokenizer, word)?;
+        let ids: Vec<u32> = vector.tokens.iter().map(|t| t.id).collect();
+        let found = space.nearest(&tokenizer, &vector.vector, args.top, &ids)?;
+        if !args.json {
+            println!("{}", vector.describe());
+            print_neighbours("nearest tokens", &found);
+        }
+        report.insert(
+            "neighbours".into(),
+            serde_json::json!({ "word": vector, "nearest": found }),
+        );
+        for n in found.iter().take(5) {
+            mapped.push(answer(&n.token)?);
+        }
+        mapped.push(vector);
+    }
+    if let Some(expression) = &args.analogy {
+        let terms = inspect::parse_analogy(expression)?;
+        let (words, sum) = space.combine(&tokenizer, &terms)?;
+        let ids: Vec<u32> = words
+            .iter()
+            .flat_map(|w| w.tokens.iter().map(|t| t.id))
+            .collect();
+        let found = space.nearest(&tokenizer, &sum, args.top, &ids)?;
+        if !args.json {
+            for w in &words {
+                println!("{}", w.describe());
+            }
+            print_neighbours(&format!("nearest to {expression}"), &found);
+        }
+        report.insert(
+            "analogy".into(),
+            serde_json::json!({ "expression": expression, "terms": words, "nearest": found }),
+        );
+        if let Some(best) = found.first() {
+            mapped.push(answer(&best.token)?);
+        }
+        mapped.extend(words);
+    }
+    if !args.words.is_empty() {
+        mapped = args
+            .words
+            .iter()
+            .map(|w| space.word(&tokenizer, w))
+            .collect::<seer::Result<_>>()?;
+    }
+    let points = inspect::pca_2d(&mapped.iter().map(|w| w.vector.clone()).collect::<Vec<_>>());
+    if !args.words.is_empty() {
+        let placed: Vec<_> = mapped
+            .iter()
+            .zip(&points)
+            .map(|(w, p)| serde_json::json!({ "word": w, "pc1": p[0], "pc2": p[1] }))
+            .collect();
+        if !args.json {
+            println!("{:<16} {:>9} {:>9}", "word", "pc1", "pc2");
+            for (w, p) in mapped.iter().zip(&points) {
+                println!("{:<16} {:>9.3} {:>9.3}", w.word, p[0], p[1]);
+            }
+        }
+        report.insert("map".into(), serde_json::Value::Array(placed));
+    }
+    if args.json {
+        print_json(&report);
+    }
+    if let Some(path) = &args.plot {
+        let labels: Vec<String> = mapped.iter().map(|w| w.word.clone()).collect();
+        let picture = inspect::word_map(
+            &points,
+            &labels,
+            "token embedding, first two principal components",
+        )?;
+        save_png(&picture, path)?;
+        if !args.json {
+            println!("map: {}", path.display());
+        }
+    }
+    Ok(())
+}
+
+fn print_neighbours(title: &str, found: &[inspect::Neighbour]) {
+    println!("{title}:");
+    println!(
+        "{:>4}  {:<16} {:>7}  {:>7}",
+        "rank", "token", "id", "cosine"
+    );
+    for (rank, n) in found.iter().enumerate() {
+        println!(
+            "{:>4}  {:<16} {:>7}  {:>7.3}",
+            rank + 1,
+            inspect::visible(&n.token),
+            n.id,
+            n.similarity
+        );
+    }
+}
+
+fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
+    let sampler = match args.sampler.as_str() {
+        "ddim" => SamplerKind::Ddim { eta: 0.0 },
+        "ddpm" => SamplerKind::Ddpm,
+        other => anyhow::bail!("--sampler {other}: use ddim or ddpm"),
+    };
+    if args.scale == 0 || args.scale > 16 {
+        anyhow::bail!("--scale {}: use 1 to 16", args.scale);
+    }
+    let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
+    let options = ImageOptions {
+        steps: args.steps,
+        guidance: args.guidance,
+        sampler,
+        seed: args.seed,
+    };
+    let frames = inspect::denoise_frames(&model, &args.prompt, &options, args.frames)?;
+    let strip = inspect::denoise_strip(&frames, args.steps, args.scale)?;
+    save_png(&strip, &args.out)?;
+    let shown: Vec<String> = frames.iter().map(|f| f.steps_done.to_string()).collect();
+    println!(
+        "'{}': noise to picture in {} steps; shown after steps {} → {}",
+        args.prompt,
+        args.steps,
+        shown.join(", "),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! Inspection: each step of "how it works" turned into something to look
+//! at. How text splits into tokens, the next-token distribution, the
+//! attention maps of every layer and head, the geometry of the token
+//! embedding, and the denoising path of text to image; as data (serde, for
+//! `--json`) and as pictures.
+
+mod attention;
+mod denoise;
+mod embed;
+mod next;
+mod pictures;
+mod tokens;
+
+pub use attention::{attention_maps, Attended, AttentionMaps};
+pub use denoise::{denoise_frames, denoise_strip, shown_steps, DenoiseFrame};
+pub use embed::{parse_analogy, pca_2d, EmbeddingSpace, Neighbour, Term, WordVector};
+pub use next::{next_token_probs, next_tokens, prompt_ids, NextToken, NextTokens};
+pub use pictures::{attention_heatmap, word_map};
+pub use tokens::{split_tokens, token_piece, visible, TokenPiece};

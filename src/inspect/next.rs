@@ -1,0 +1,114 @@
+//! The next-token distribution after a prompt: the full softmax of the
+//! model's last logits (temperature 1, nothing filtered), most likely first.
+
+use super::tokens::{token_piece, TokenPiece};
+use crate::model::Gpt;
+use crate::nn::Mode;
+use crate::tokenize::Tokenizer;
+use crate::{Error, Result};
+use candle_core::{Device, Tensor};
+use serde::Serialize;
+
+/// One candidate next token.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NextToken {
+    /// Its text (bytes as `<0xE2>` when not whole characters).
+    pub token: String,
+    /// Its id.
+    pub id: u32,
+    /// Its probability under the full softmax.
+    pub prob: f64,
+}
+
+/// The prompt's tokens and the most likely next tokens.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NextTokens {
+    /// The prompt's tokens, as text.
+    pub prompt_tokens: Vec<String>,
+    /// The `top` most likely next tokens, most likely first.
+    pub next: Vec<NextToken>,
+}
+
+/// The prompt's token ids, refusing an empty or over-long prompt; an empty
+/// prompt starts from `<|endoftext|>` when the tokenizer has one, as GPT-2's
+/// unconditional samples do.
+pub fn prompt_ids(model: &Gpt, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
+    let mut ids = tokenizer.encode(prompt)?;
+    if ids.is_empty() {
+        ids.extend(tokenizer.end_of_text());
+    }
+    if ids.is_empty() {
+        return Err(Error::Invalid(
+            "the prompt is empty: give some text to predict from".into(),
+        ));
+    }
+    let context = model.config().block_size;
+    if ids.len() > context {
+        return Err(Error::Invalid(format!(
+            "the prompt is {} tokens, more than the model's context of {context}: shorten it",
+            ids.len()
+        )));
+    }
+    Ok(ids)
+}
+
+/// The next-token probabilities after `ids`, for every token of the
+/// vocabulary, from the model's logits at the last position.
+pub fn next_token_probs(model: &Gpt, ids: &[u32]) -> Result<Vec<f64>> {
+    let input = Tensor::new(ids, &Device::Cpu)?
+        .to_device(&model.device())?
+        .unsqueeze(0)?;
+    let logits = model.forward(&input, &mut Mode::Eval)?;
+    let last: Vec<f32> = logits
+        .squeeze(0)?
+        .get(ids.len() - 1)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?;
+    Ok(softmax(&last))
+}
+
+/// The `top` most likely next tokens after `prompt`.
+pub fn next_tokens(
+    model: &Gpt,
+    tokenizer: &Tokenizer,
+    prompt: &str,
+    top: usize,
+) -> Result<NextTokens> {
+    let ids = prompt_ids(model, tokenizer, prompt)?;
+    let probs = next_token_probs(model, &ids)?;
+    let mut order: Vec<usize> = (0..probs.len()).collect();
+    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+    let next = order
+        .into_iter()
+        .take(top)
+        .map(|id| {
+            let id = id as u32;
+            Ok(NextToken {
+                token: token_piece(tokenizer, id)?.text(),
+                id,
+                prob: probs[id as usize],
+            })
+        })
+        .collect::<Result<_>>()?;
+    let prompt_tokens = ids
+        .iter()
+        .map(|&id| Ok(token_piece(tokenizer, id)?.text()))
+        .collect::<Result<_>>()?;
+    Ok(NextTokens {
+        prompt_tokens,
+        next,
+    })
+}
+
+/// Softmax in f64, stable against large logits.
+fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x)) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&x| (x as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
+}
+
+/// The pieces of `ids`, for display.
+pub fn pieces(tokenizer: &Tokenizer, ids: &[u32]) -> Result<Vec<TokenPiece>> {
+    ids.iter().map(|&id| token_piece(tokenizer, id)).collect()
+}
