@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    quiet_broken_pipe();
     configure_threads();
     keep_freed_memory();
     match cli::run() {
@@ -14,6 +15,18 @@ fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Ends the process quietly, as `cat` or `grep` do, when the reader of its
+/// output goes away (`seer inspect next ... | head -3`): Rust ignores SIGPIPE,
+/// which turns the next `println!` into a panic. Sockets are unaffected (the
+/// standard library sends with `MSG_NOSIGNAL`).
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal, before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

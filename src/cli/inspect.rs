@@ -3,13 +3,13 @@
 //! analogies, and the denoising path of a picture; in the terminal, as PNG,
 //! and as JSON (`--json`) for scripts.
 
-use anyhow::Context;
 use seer::diffusion::SamplerKind;
 use seer::generate::ImageOptions;
 use seer::inspect::{self, EmbeddingSpace, TokenPiece, WordVector};
 use seer::model::{Gpt, ImageModel};
 use seer::plot::save_png;
 use seer::tokenize::{Tokenizer, TokenizerKind};
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -285,6 +285,9 @@ fn attention(args: AttentionArgs) -> anyhow::Result<()> {
         which(args.head, maps.heads(), "head")
     );
     let visible: Vec<String> = maps.tokens.iter().map(|t| inspect::visible(t)).collect();
+    // Written first: a reader that stops early must not cost the picture.
+    let picture = inspect::attention_heatmap(&map, &visible, &title)?;
+    save_png(&picture, &args.out)?;
     println!(
         "{} ({} tokens); {title}",
         boundaries(&maps.tokens),
@@ -300,8 +303,6 @@ fn attention(args: AttentionArgs) -> anyhow::Result<()> {
             bar(a.weight as f64, 30)
         );
     }
-    let picture = inspect::attention_heatmap(&map, &visible, &title)?;
-    save_png(&picture, &args.out)?;
     println!("heatmap: {}", args.out.display());
     Ok(())
 }
@@ -310,27 +311,22 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let (model, tokenizer) = args.model.load()?;
     let space = EmbeddingSpace::of(&model)?;
     let mut report = serde_json::Map::new();
+    // The terminal's text, printed at the end (after the map is written).
+    let mut text = String::new();
     // The words asked about and the answers, for the default map.
     let mut mapped: Vec<WordVector> = Vec::new();
-    let answer = |token: &str| -> anyhow::Result<WordVector> {
-        space
-            .word(&tokenizer, token)
-            .with_context(|| format!("cannot place '{token}' on the map"))
-    };
     if let Some(word) = &args.neighbours {
         let vector = space.word(&tokenizer, word)?;
         let ids: Vec<u32> = vector.tokens.iter().map(|t| t.id).collect();
         let found = space.nearest(&tokenizer, &vector.vector, args.top, &ids)?;
-        if !args.json {
-            println!("{}", vector.describe());
-            print_neighbours("nearest tokens", &found);
-        }
+        writeln!(text, "{}", vector.describe())?;
+        write_neighbours(&mut text, "nearest tokens", &found)?;
         report.insert(
             "neighbours".into(),
             serde_json::json!({ "word": vector, "nearest": found }),
         );
         for n in found.iter().take(5) {
-            mapped.push(answer(&n.token)?);
+            mapped.push(space.token(&tokenizer, n.id)?);
         }
         mapped.push(vector);
     }
@@ -342,18 +338,16 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             .flat_map(|w| w.tokens.iter().map(|t| t.id))
             .collect();
         let found = space.nearest(&tokenizer, &sum, args.top, &ids)?;
-        if !args.json {
-            for w in &words {
-                println!("{}", w.describe());
-            }
-            print_neighbours(&format!("nearest to {expression}"), &found);
+        for w in &words {
+            writeln!(text, "{}", w.describe())?;
         }
+        write_neighbours(&mut text, &format!("nearest to {expression}"), &found)?;
         report.insert(
             "analogy".into(),
             serde_json::json!({ "expression": expression, "terms": words, "nearest": found }),
         );
         if let Some(best) = found.first() {
-            mapped.push(answer(&best.token)?);
+            mapped.push(space.token(&tokenizer, best.id)?);
         }
         mapped.extend(words);
     }
@@ -371,47 +365,48 @@ fn embed(args: EmbedArgs) -> anyhow::Result<()> {
             .zip(&points)
             .map(|(w, p)| serde_json::json!({ "word": w, "pc1": p[0], "pc2": p[1] }))
             .collect();
-        if !args.json {
-            println!("{:<16} {:>9} {:>9}", "word", "pc1", "pc2");
-            for (w, p) in mapped.iter().zip(&points) {
-                println!("{:<16} {:>9.3} {:>9.3}", w.word, p[0], p[1]);
-            }
+        writeln!(text, "{:<16} {:>9} {:>9}", "word", "pc1", "pc2")?;
+        for (w, p) in mapped.iter().zip(&points) {
+            writeln!(text, "{:<16} {:>9.3} {:>9.3}", w.word, p[0], p[1])?;
         }
         report.insert("map".into(), serde_json::Value::Array(placed));
     }
-    if args.json {
-        print_json(&report);
-    }
     if let Some(path) = &args.plot {
         let labels: Vec<String> = mapped.iter().map(|w| w.word.clone()).collect();
-        let picture = inspect::word_map(
-            &points,
-            &labels,
-            "token embedding, first two principal components",
-        )?;
-        save_png(&picture, path)?;
-        if !args.json {
-            println!("map: {}", path.display());
-        }
+        let title = "token embedding, first two principal components";
+        save_png(&inspect::word_map(&points, &labels, title)?, path)?;
+        writeln!(text, "map: {}", path.display())?;
+    }
+    if args.json {
+        print_json(&report);
+    } else {
+        print!("{text}");
     }
     Ok(())
 }
 
-fn print_neighbours(title: &str, found: &[inspect::Neighbour]) {
-    println!("{title}:");
-    println!(
+fn write_neighbours(
+    text: &mut String,
+    title: &str,
+    found: &[inspect::Neighbour],
+) -> std::fmt::Result {
+    writeln!(text, "{title}:")?;
+    writeln!(
+        text,
         "{:>4}  {:<16} {:>7}  {:>7}",
         "rank", "token", "id", "cosine"
-    );
+    )?;
     for (rank, n) in found.iter().enumerate() {
-        println!(
+        writeln!(
+            text,
             "{:>4}  {:<16} {:>7}  {:>7.3}",
             rank + 1,
             inspect::visible(&n.token),
             n.id,
             n.similarity
-        );
+        )?;
     }
+    Ok(())
 }
 
 fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {

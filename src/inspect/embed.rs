@@ -124,6 +124,21 @@ impl EmbeddingSpace {
         })
     }
 
+    /// The vector of token `id` alone, named by its text.
+    pub fn token(&self, tokenizer: &Tokenizer, id: u32) -> Result<WordVector> {
+        let vector = self
+            .vectors
+            .get(id as usize)
+            .ok_or_else(|| Error::Invalid(format!("token id {id} is past the embedding")))?
+            .clone();
+        let piece = token_piece(tokenizer, id)?;
+        Ok(WordVector {
+            word: piece.display(),
+            tokens: vec![piece],
+            vector,
+        })
+    }
+
     /// The `top` tokens nearest `vector` by cosine similarity, leaving out
     /// `exclude` and special tokens.
     pub fn nearest(
