@@ -462,3 +462,27 @@ fn denoise_view_draws_the_path_from_noise_to_picture() {
         &["--frames 1"],
     );
 }
+
+#[test]
+fn an_image_models_caption_tokens_and_embedding_can_be_inspected() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes-model");
+    let model = model.to_str().unwrap();
+    let out = seer(&["inspect", "tokens", "-m", model, "a red circle", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["tokens"].as_array().unwrap().len(), 3, "{json}");
+    let out = seer(&[
+        "inspect",
+        "embed",
+        "-m",
+        model,
+        "--neighbours",
+        "red",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let nearest = json["neighbours"]["nearest"].as_array().unwrap();
+    assert_eq!(nearest.len(), 10);
+    assert!(nearest.iter().all(|n| n["token"] != " red"), "{json}");
+}

@@ -10,7 +10,7 @@ use seer::model::{Gpt, ImageModel};
 use seer::plot::save_png;
 use seer::tokenize::{Tokenizer, TokenizerKind};
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -33,25 +33,11 @@ enum View {
     Denoise(DenoiseArgs),
 }
 
-/// A text model folder (config.json, model.safetensors, tokenizer).
-#[derive(clap::Args)]
-struct ModelArg {
-    /// Model folder: config.json, model.safetensors and tokenizer.json (or
-    /// GPT-2's vocab.json + merges.txt).
-    #[arg(short, long)]
-    model: PathBuf,
-}
-
-impl ModelArg {
-    fn load(&self) -> anyhow::Result<(Gpt, Tokenizer)> {
-        let model = Gpt::load(
-            &self.model,
-            candle_core::DType::F32,
-            &candle_core::Device::Cpu,
-        )?;
-        let tokenizer = Tokenizer::load_model_dir(&self.model)?;
-        Ok((model, tokenizer))
-    }
+/// A text model folder: config.json, model.safetensors and a tokenizer.
+fn load_text_model(dir: &Path) -> anyhow::Result<(Gpt, Tokenizer)> {
+    let model = Gpt::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+    let tokenizer = Tokenizer::load_model_dir(dir)?;
+    Ok((model, tokenizer))
 }
 
 #[derive(clap::Args)]
@@ -69,8 +55,10 @@ struct TokensArgs {
 
 #[derive(clap::Args)]
 struct NextArgs {
-    #[command(flatten)]
-    model: ModelArg,
+    /// Model folder: config.json, model.safetensors and tokenizer.json (or
+    /// GPT-2's vocab.json + merges.txt).
+    #[arg(short, long)]
+    model: PathBuf,
     /// The prompt.
     prompt: String,
     /// How many of the most likely tokens to show.
@@ -83,8 +71,10 @@ struct NextArgs {
 
 #[derive(clap::Args)]
 struct AttentionArgs {
-    #[command(flatten)]
-    model: ModelArg,
+    /// Model folder: config.json, model.safetensors and tokenizer.json (or
+    /// GPT-2's vocab.json + merges.txt).
+    #[arg(short, long)]
+    model: PathBuf,
     /// The prompt.
     prompt: String,
     /// Layer to show, from 0 (default: the mean over all layers).
@@ -110,8 +100,10 @@ struct AttentionArgs {
 #[derive(clap::Args)]
 #[command(group = clap::ArgGroup::new("question").required(true).multiple(true))]
 struct EmbedArgs {
-    #[command(flatten)]
-    model: ModelArg,
+    /// Model folder (as for `next`), or an image model folder: its caption
+    /// encoder's token embedding.
+    #[arg(short, long)]
+    model: PathBuf,
     /// The tokens nearest this word.
     #[arg(long, group = "question")]
     neighbours: Option<String>,
@@ -233,7 +225,7 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 }
 
 fn next(args: NextArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = args.model.load()?;
+    let (model, tokenizer) = load_text_model(&args.model)?;
     let result = inspect::next_tokens(&model, &tokenizer, &args.prompt, args.top)?;
     if args.json {
         print_json(&result);
@@ -266,7 +258,7 @@ fn next(args: NextArgs) -> anyhow::Result<()> {
 }
 
 fn attention(args: AttentionArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = args.model.load()?;
+    let (model, tokenizer) = load_text_model(&args.model)?;
     let maps = inspect::attention_maps(&model, &tokenizer, &args.prompt)?;
     let map = maps.select(args.layer, args.head)?;
     let query = args.query.unwrap_or(maps.tokens.len() - 1);
@@ -308,8 +300,16 @@ fn attention(args: AttentionArgs) -> anyhow::Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = args.model.load()?;
-    let space = EmbeddingSpace::of(&model)?;
+    let dir = &args.model;
+    // An image model's caption encoder has a token embedding too.
+    let (space, tokenizer) = if dir.join("model_index.json").exists() {
+        let model = ImageModel::load(dir, &candle_core::Device::Cpu)?;
+        let space = EmbeddingSpace::new(model.text_encoder.token_embeddings())?;
+        (space, model.tokenizer)
+    } else {
+        let (model, tokenizer) = load_text_model(&args.model)?;
+        (EmbeddingSpace::of(&model)?, tokenizer)
+    };
     let mut report = serde_json::Map::new();
     // The terminal's text, printed at the end (after the map is written).
     let mut text = String::new();

@@ -1,5 +1,5 @@
-//! The geometry of a GPT's token embedding (which is also its output
-//! layer): nearest tokens by cosine similarity, analogies by vector
+//! The geometry of a token embedding (a GPT's, which is also its output
+//! layer, or a caption encoder's): nearest tokens by cosine similarity, analogies by vector
 //! arithmetic ("king - man + woman"), and a 2-D projection by PCA.
 //!
 //! A word is the token it encodes to; with byte-level BPE the form with a
@@ -10,6 +10,7 @@ use super::tokens::{token_piece, TokenPiece};
 use crate::model::Gpt;
 use crate::tokenize::{Tokenizer, TokenizerKind};
 use crate::{Error, Result};
+use candle_core::Tensor;
 use serde::Serialize;
 
 /// Every token's embedding vector.
@@ -75,10 +76,12 @@ pub struct Term {
 impl EmbeddingSpace {
     /// The token embedding of `model`.
     pub fn of(model: &Gpt) -> Result<Self> {
-        let vectors: Vec<Vec<f32>> = model
-            .token_embeddings()
-            .to_dtype(candle_core::DType::F32)?
-            .to_vec2()?;
+        Self::new(model.token_embeddings())
+    }
+
+    /// The rows of a `[vocab, width]` embedding matrix.
+    pub fn new(matrix: &Tensor) -> Result<Self> {
+        let vectors: Vec<Vec<f32>> = matrix.to_dtype(candle_core::DType::F32)?.to_vec2()?;
         let norms = vectors.iter().map(|v| norm(v)).collect();
         Ok(Self { vectors, norms })
     }

@@ -113,6 +113,11 @@ pub struct TextEncoder {
 }
 
 impl TextEncoder {
+    /// The token embedding matrix `[vocab, width]`.
+    pub fn token_embeddings(&self) -> &Tensor {
+        &self.wte
+    }
+
     /// A new encoder drawn from `seed`.
     pub fn new(
         config: &TextEncoderConfig,
