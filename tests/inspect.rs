@@ -279,10 +279,22 @@ fn a_planted_analogy_is_recovered_from_the_embedding() {
 }
 
 #[test]
-fn tokens_view_lists_every_token_as_text_and_json() {
-    let out = seer(&["inspect", "tokens", "-m", &fixture_str(), "a café"]);
+fn tokens_view_lists_every_token_as_text_json_and_a_picture() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("tokens.png");
+    let model = fixture_str();
+    let out = seer(&[
+        "inspect",
+        "tokens",
+        "-m",
+        &model,
+        "a café",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(out.stdout.contains("byte fallback"), "{}", out.stdout);
+    assert!(image::open(&png).unwrap().width() > 100);
     let out = seer(&[
         "inspect",
         "tokens",
@@ -333,9 +345,20 @@ fn next_view_prints_the_full_softmax_as_json() {
         .map(|t| t.as_str().unwrap())
         .collect();
     assert_eq!(tokens.concat(), "First Citizen:");
-    let table = seer(&["inspect", "next", "-m", &fixture_str(), "First Citizen:"]);
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("next.png");
+    let table = seer(&[
+        "inspect",
+        "next",
+        "-m",
+        &fixture_str(),
+        "First Citizen:",
+        "--plot",
+        png.to_str().unwrap(),
+    ]);
     assert_eq!(table.code, 0, "{}", table.stderr);
     assert_eq!(table.stdout.lines().count(), 12, "{}", table.stdout);
+    assert!(image::open(&png).unwrap().height() > 100);
 }
 
 #[test]

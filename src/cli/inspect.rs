@@ -48,6 +48,9 @@ struct TokensArgs {
     model: PathBuf,
     /// The text to split.
     text: String,
+    /// Also draw it as a PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -64,6 +67,9 @@ struct NextArgs {
     /// How many of the most likely tokens to show.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Also draw it as a PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -190,6 +196,12 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
         Tokenizer::load_model_dir(dir)?
     };
     let pieces = inspect::split_tokens(&tokenizer, &args.text)?;
+    if let Some(path) = &args.plot {
+        let labels: Vec<String> = pieces.iter().map(TokenPiece::display).collect();
+        let ids: Vec<u32> = pieces.iter().map(|p| p.id).collect();
+        let title = format!("{} tokens", pieces.len());
+        save_png(&inspect::token_boxes(&labels, &ids, &title)?, path)?;
+    }
     if args.json {
         print_json(&serde_json::json!({ "tokens": pieces }));
         return Ok(());
@@ -227,6 +239,16 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 fn next(args: NextArgs) -> anyhow::Result<()> {
     let (model, tokenizer) = load_text_model(&args.model)?;
     let result = inspect::next_tokens(&model, &tokenizer, &args.prompt, args.top)?;
+    if let Some(path) = &args.plot {
+        let labels: Vec<String> = result
+            .next
+            .iter()
+            .map(|n| inspect::visible(&n.token))
+            .collect();
+        let probs: Vec<f64> = result.next.iter().map(|n| n.prob).collect();
+        let title = format!("next token after \"{}\"", args.prompt.replace('\n', "↵"));
+        save_png(&inspect::probability_bars(&labels, &probs, &title)?, path)?;
+    }
     if args.json {
         print_json(&result);
         return Ok(());

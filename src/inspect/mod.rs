@@ -15,5 +15,5 @@ pub use attention::{attention_maps, Attended, AttentionMaps};
 pub use denoise::{denoise_frames, denoise_strip, shown_steps, DenoiseFrame};
 pub use embed::{parse_analogy, pca_2d, EmbeddingSpace, Neighbour, Term, WordVector};
 pub use next::{next_token_probs, next_tokens, prompt_ids, NextToken, NextTokens};
-pub use pictures::{attention_heatmap, word_map};
+pub use pictures::{attention_heatmap, probability_bars, token_boxes, word_map};
 pub use tokens::{split_tokens, token_piece, visible, TokenPiece};
