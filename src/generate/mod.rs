@@ -16,4 +16,6 @@ pub use chat::{Conversation, Role, Turn, REPLY_STOP};
 pub use image::{generate_images, DenoisingStep, ImageOptions};
 pub use sampler::{Sampler, SamplingParams};
 pub use stream::{TextStream, Update};
-pub use text::{generate, Event, FinishReason, GenerateOptions, Generation};
+pub use text::{
+    generate, prompt_tokens, Event, FinishReason, GenerateOptions, Generation, Sequence, Step,
+};
