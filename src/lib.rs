@@ -17,6 +17,7 @@ pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod plot;
+pub mod serve;
 pub mod tokenize;
 pub mod train;
 

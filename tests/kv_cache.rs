@@ -54,3 +54,58 @@ fn cached_and_uncached_logits_agree_over_a_long_generation() {
         .to_string();
     assert!(err.contains("context of 96"), "{err}");
 }
+
+#[test]
+fn a_batched_step_equals_each_sequence_stepped_alone() {
+    let config = GptConfig {
+        vocab_size: 50,
+        block_size: 64,
+        n_layer: 2,
+        n_head: 4,
+        n_embd: 32,
+        dropout: 0.0,
+        bias: true,
+    };
+    let model = Gpt::new(&config, 5, DType::F32, &Device::Cpu).unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    // Three sequences at different positions: prompts of 3, 11 and 24 tokens.
+    let mut caches: Vec<_> = [3usize, 11, 24]
+        .iter()
+        .map(|&n| {
+            let prompt: Vec<u32> = (0..n).map(|_| rng.random_range(0..50)).collect();
+            let mut cache = model.new_cache();
+            let input = Tensor::new(prompt.as_slice(), &Device::Cpu)
+                .unwrap()
+                .unsqueeze(0)
+                .unwrap();
+            model.forward_cached(&input, &mut cache).unwrap();
+            cache
+        })
+        .collect();
+    for _ in 0..5 {
+        let next: Vec<u32> = (0..3).map(|_| rng.random_range(0..50)).collect();
+        let mut alone = caches.clone();
+        let expected: Vec<Tensor> = next
+            .iter()
+            .zip(alone.iter_mut())
+            .map(|(&id, cache)| {
+                let input = Tensor::new(&[id], &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                model
+                    .forward_cached(&input, cache)
+                    .unwrap()
+                    .squeeze(0)
+                    .unwrap()
+            })
+            .collect();
+        let mut refs: Vec<&mut _> = caches.iter_mut().collect();
+        let batched = model.forward_cached_batch(&next, &mut refs).unwrap();
+        let e = relative_error(&batched, &Tensor::cat(&expected, 0).unwrap());
+        assert!(e <= 1e-5, "batched logits: relative error {e:.2e}");
+        for (a, b) in caches.iter().zip(&alone) {
+            assert_eq!(a.len(), b.len());
+        }
+    }
+}

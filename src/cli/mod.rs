@@ -8,6 +8,7 @@ mod generate;
 mod generate_image;
 mod inspect;
 mod prepare;
+mod serve;
 mod train;
 mod train_image;
 
@@ -42,6 +43,8 @@ enum Command {
     Inspect(inspect::Args),
     /// Score a trained model (`seer eval image`: the shapes-world table).
     Eval(eval::Args),
+    /// Serve models over an OpenAI-compatible HTTP API, with a web playground.
+    Serve(serve::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
     Bench(bench::Args),
     /// Train a small character GPT on the built-in Shakespeare and sample
@@ -90,6 +93,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
         Command::Chat(args) => chat::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo(args) => demo::run(args),
     }

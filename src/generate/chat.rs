@@ -19,6 +19,8 @@ use crate::{Error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions that frame the conversation (a `System:` line).
+    System,
     /// The person.
     User,
     /// The model.
@@ -28,6 +30,7 @@ pub enum Role {
 impl Role {
     fn label(self) -> &'static str {
         match self {
+            Role::System => "System",
             Role::User => "User",
             Role::Assistant => "Assistant",
         }

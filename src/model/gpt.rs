@@ -10,8 +10,8 @@ use super::GptConfig;
 use crate::kernels::{linear, WeightLayout};
 use crate::model::gpt_config::LAYER_NORM_EPS;
 use crate::nn::{
-    load_tensors, Block, BlockShape, Init, KvCache, LayerNorm, Mode, ParamBuilder, ParamSource,
-    Params,
+    load_tensors, Block, BlockShape, Init, KvCache, LayerCache, LayerNorm, Mode, ParamBuilder,
+    ParamSource, Params,
 };
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
@@ -198,6 +198,37 @@ impl Gpt {
         }
         cache.advance(ids.dim(1)?);
         self.head(&x)
+    }
+
+    /// Logits `[n, vocab]` for one next token of each of `n` sequences
+    /// (`ids[i]` continues the sequence cached in `caches[i]`, each at its
+    /// own position), in inference. The linear layers run once over all of
+    /// them, so a server can batch the requests it is serving.
+    pub fn forward_cached_batch(&self, ids: &[u32], caches: &mut [&mut KvCache]) -> Result<Tensor> {
+        if ids.len() != caches.len() || ids.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{} tokens for {} cached sequences",
+                ids.len(),
+                caches.len()
+            )));
+        }
+        let positions = caches
+            .iter()
+            .map(|c| Ok(c.reserve(1)? as u32))
+            .collect::<Result<Vec<u32>>>()?;
+        let device = self.wte.device();
+        let tok = self.wte.index_select(&Tensor::new(ids, device)?, 0)?;
+        let pos = self.wpe.index_select(&Tensor::new(positions, device)?, 0)?;
+        let mut x = (tok + pos)?.unsqueeze(1)?;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let mut layers: Vec<&mut LayerCache> =
+                caches.iter_mut().map(|c| c.layer_mut(i)).collect();
+            x = block.forward_cached_batch(&x, &mut layers)?;
+        }
+        for cache in caches.iter_mut() {
+            cache.advance(1);
+        }
+        Ok(self.head(&x)?.squeeze(1)?)
     }
 
     /// Token plus position embeddings `[batch, seq, n_embd]` of `ids`

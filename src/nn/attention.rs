@@ -105,7 +105,30 @@ impl SelfAttention {
     /// Attention for `x` (`[1, t, dim]`, the next `t` positions) against the
     /// positions in `cache`, to which their keys and values are appended.
     pub fn forward_cached(&self, x: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
+        let y = self.attend_cached(&self.c_attn.forward(x)?, cache)?;
+        self.c_proj.forward(&y)
+    }
+
+    /// Attention for one next position of each of `n` sequences (`x`:
+    /// `[n, 1, dim]`, row `i` against `caches[i]`): the projections run once
+    /// over all rows, the attention row by row against its own cache.
+    pub fn forward_cached_batch(
+        &self,
+        x: &Tensor,
+        caches: &mut [&mut LayerCache],
+    ) -> Result<Tensor> {
         let qkv = self.c_attn.forward(x)?;
+        let rows = caches
+            .iter_mut()
+            .enumerate()
+            .map(|(i, cache)| self.attend_cached(&qkv.narrow(0, i, 1)?, cache))
+            .collect::<Result<Vec<_>>>()?;
+        self.c_proj.forward(&Tensor::cat(&rows, 0)?)
+    }
+
+    /// Appends the keys and values of `qkv` (`[1, t, 3·dim]`) to `cache` and
+    /// attends its queries to everything cached.
+    fn attend_cached(&self, qkv: &Tensor, cache: &mut LayerCache) -> Result<Tensor> {
         let c = qkv.dim(2)? / 3;
         let rows: Vec<f32> = qkv
             .to_dtype(candle_core::DType::F32)?
@@ -121,7 +144,6 @@ impl SelfAttention {
             dropout: 0.0,
             seed: 0,
         };
-        let y = attention_cached(&qkv, &cache.keys, &cache.values, spec)?;
-        self.c_proj.forward(&y)
+        Ok(attention_cached(qkv, &cache.keys, &cache.values, spec)?)
     }
 }

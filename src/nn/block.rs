@@ -86,4 +86,17 @@ impl Block {
         let x = (x + self.attn.forward_cached(&self.ln_1.forward(x)?, cache)?)?;
         Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, &mut Mode::Eval)?)?)
     }
+
+    /// Applies the block to one next position of each of `n` sequences
+    /// (`x`: `[n, 1, dim]`), row `i` attending to and extending `caches[i]`.
+    pub fn forward_cached_batch(
+        &self,
+        x: &Tensor,
+        caches: &mut [&mut LayerCache],
+    ) -> Result<Tensor> {
+        let x = (x + self
+            .attn
+            .forward_cached_batch(&self.ln_1.forward(x)?, caches)?)?;
+        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, &mut Mode::Eval)?)?)
+    }
 }
