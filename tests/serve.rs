@@ -388,6 +388,13 @@ fn bad_requests_get_openai_shaped_errors_with_the_right_status() {
     let (s, b) = post(&server, "/v1/completions", with("prompt", json!(long)));
     assert_error(s, &b, 400, Some("prompt"));
     assert_eq!(b["error"]["code"], "context_length_exceeded");
+    let (s, b) = post(
+        &server,
+        "/v1/chat/completions",
+        json!({"model": "hf_gpt2", "messages": [{"role": "user", "content": long}]}),
+    );
+    assert_error(s, &b, 400, Some("messages"));
+    assert_eq!(b["error"]["code"], "context_length_exceeded");
     let (s, b) = post_bytes(&server, "/v1/completions", &vec![b' '; 200_000]);
     assert_error(s, &b, 413, None);
     let (s, b) = post(&server, "/v1/embeddings", ok.clone());
@@ -552,4 +559,26 @@ fn concurrent_streams_all_finish_and_a_disconnect_stops_generation() {
         json!({"model": model, "prompt": "a", "max_tokens": 2}),
     );
     assert_eq!(status, 200);
+}
+
+#[test]
+fn the_official_openai_python_client_works_unchanged() {
+    // .ci/run installs the client (`pip install openai`).
+    let server = both();
+    let script = root().join("tests/openai_client.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&server.base)
+        .output()
+        .expect("python3 runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'openai'"),
+        "the openai package is missing: pip install openai"
+    );
+    assert!(
+        out.status.success(),
+        "{}{stderr}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -210,8 +210,17 @@ fn chat_prompt(
     let room = max_tokens.min(service.block_size / 2);
     let (prompt, _dropped) = conversation
         .prompt(&service.tokenizer, service.block_size, room)
-        .map_err(|e| {
-            ApiError::invalid("messages", e.to_string()).with_code("context_length_exceeded")
+        .map_err(|e| match e {
+            crate::Error::Invalid(_) => ApiError::invalid(
+                "messages",
+                format!(
+                    "the last message does not fit this model's context of {} tokens with {room} kept for the reply: \
+                     send a shorter message or a smaller max_tokens",
+                    service.block_size
+                ),
+            )
+            .with_code("context_length_exceeded"),
+            other => ApiError::invalid("messages", other.to_string()),
         })?;
     Ok(prompt)
 }
