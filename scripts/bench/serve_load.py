@@ -121,10 +121,11 @@ def main():
     parser.add_argument("--requests", type=int, default=4, help="requests per client at each level")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--prompt", default="ROMEO:\n")
+    parser.add_argument("--max-batch", type=int, default=16, help="the server's --max-batch (1: no batching)")
     args = parser.parse_args()
 
     server = subprocess.Popen(
-        [args.seer, "serve", "--model", args.model, "--port", "0", "--max-batch", "16"],
+        [args.seer, "serve", "--model", args.model, "--port", "0", "--max-batch", str(args.max_batch)],
         stdout=subprocess.PIPE, text=True,
     )
     try:
