@@ -7,6 +7,7 @@
 mod common;
 
 use candle_core::{DType, Device, Tensor};
+use common::relative_error;
 use common::run::{fails, seer};
 use rand::prelude::*;
 use seer::data::{prepare, PrepareOptions};
@@ -34,26 +35,6 @@ fn prompts() -> Vec<String> {
         .collect()
 }
 
-/// Largest difference over largest magnitude.
-fn relative_error(got: &[f64], want: &[f64]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    let diff = got
-        .iter()
-        .zip(want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f64::max);
-    diff / want.iter().map(|x| x.abs()).fold(1e-30, f64::max)
-}
-
-fn flat(t: &Tensor) -> Vec<f64> {
-    t.to_dtype(DType::F64)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1()
-        .unwrap()
-}
-
 #[test]
 fn next_token_probabilities_and_attention_match_transformers() {
     let expected = load_tensors(&fixture().join("inspect.safetensors"), &Device::Cpu)
@@ -64,24 +45,22 @@ fn next_token_probabilities_and_attention_match_transformers() {
     for (i, prompt) in prompts().iter().enumerate() {
         let ids = inspect::prompt_ids(&model, &tokenizer, prompt).unwrap();
         let probs = inspect::next_token_probs(&model, &ids).unwrap();
-        let e = relative_error(&probs, &flat(&expected[&format!("probs.{i}")]));
+        let probs = Tensor::new(probs, &Device::Cpu).unwrap();
+        let e = relative_error(&probs, &expected[&format!("probs.{i}")]);
         assert!(e <= 1e-4, "next-token probabilities of {prompt:?}: {e:.2e}");
 
         let maps = inspect::attention_maps(&model, &tokenizer, prompt).unwrap();
-        let got: Vec<f64> = maps
+        let got: Vec<f32> = maps
             .attention
             .iter()
             .flatten()
             .flatten()
             .flatten()
-            .map(|&w| w as f64)
+            .copied()
             .collect();
-        let want = &expected[&format!("attention.{i}")];
-        assert_eq!(
-            want.dims(),
-            [maps.layers(), maps.heads(), ids.len(), ids.len()]
-        );
-        let e = relative_error(&got, &flat(want));
+        let shape = (maps.layers(), maps.heads(), ids.len(), ids.len());
+        let got = Tensor::from_vec(got, shape, &Device::Cpu).unwrap();
+        let e = relative_error(&got, &expected[&format!("attention.{i}")]);
         assert!(e <= 1e-4, "attention of {prompt:?}: {e:.2e}");
         for head in maps.attention.iter().flatten() {
             for (q, row) in head.iter().enumerate() {
@@ -410,16 +389,7 @@ fn attention_refuses_layers_heads_and_queries_out_of_range() {
 #[test]
 fn embed_refuses_words_outside_the_vocabulary_and_bad_analogies() {
     // A character model: its tokenizer knows only the corpus's characters.
-    let dir = tempfile::tempdir().unwrap();
-    let tiny = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(tiny.join("gpt_tiny").join(file), dir.path().join(file)).unwrap();
-    }
-    std::fs::copy(
-        tiny.join("tokenizers/char.json"),
-        dir.path().join("tokenizer.json"),
-    )
-    .unwrap();
+    let dir = common::server::char_model();
     let model = dir.path().to_str().unwrap();
     let ok = seer(&[
         "inspect",

@@ -6,7 +6,6 @@
 mod common;
 
 use fantoccini::{ClientBuilder, Locator};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -19,26 +18,6 @@ impl Drop for Process {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts `seer serve` with `args` on a free port; returns it and its URL.
-fn serve(args: &[&str]) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seer"))
-        .args(["serve", "--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    (Process(child), url)
 }
 
 /// Starts chromedriver on a free port; returns it and its URL.
@@ -105,7 +84,7 @@ async fn the_playground_streams_a_chat_reply_and_shows_pictures() {
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
     let image_model = root.join("assets/shapes-model");
-    let (_server, url) = serve(&[
+    let server = common::server::start(&[
         "--model",
         model.to_str().unwrap(),
         "--image-model",
@@ -124,7 +103,7 @@ async fn the_playground_streams_a_chat_reply_and_shows_pictures() {
         .connect(&driver_url)
         .await
         .expect("a WebDriver session in headless Chromium");
-    let result = drive(&browser, &url).await;
+    let result = drive(&browser, &server.base).await;
     browser.close().await.unwrap();
     result.unwrap();
 }

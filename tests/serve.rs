@@ -5,53 +5,15 @@
 
 mod common;
 
+use common::server::{char_model, start, Server};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-/// A running server, stopped when dropped.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Starts `seer serve` on a free port with `args` and waits until it listens.
-fn start(args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_seer"))
-        .arg("serve")
-        .args(["--port", "0"])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let address = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    Server {
-        child,
-        base: format!("http://{address}"),
-    }
 }
 
 fn both() -> Server {
@@ -474,18 +436,9 @@ fn a_burst_of_malformed_requests_leaves_the_server_answering() {
 
 #[test]
 fn concurrent_streams_all_finish_and_a_disconnect_stops_generation() {
-    // A character model: it has no end-of-text token, so every generation
-    // runs to its token limit (8 × 4,096 tokens take seconds here).
-    let dir = tempfile::tempdir().unwrap();
-    let fixtures = root().join("tests/fixtures");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(fixtures.join("gpt_tiny").join(file), dir.path().join(file)).unwrap();
-    }
-    std::fs::copy(
-        fixtures.join("tokenizers/char.json"),
-        dir.path().join("tokenizer.json"),
-    )
-    .unwrap();
+    // The character model runs every generation to its token limit (8 ×
+    // 4,096 tokens take seconds here).
+    let dir = char_model();
     let server = start(&["--model", dir.path().to_str().unwrap()]);
     let model = dir
         .path()

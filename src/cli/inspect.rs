@@ -33,6 +33,15 @@ enum View {
     Denoise(DenoiseArgs),
 }
 
+/// The `--model` of the views that run a GPT.
+#[derive(clap::Args)]
+struct TextModelArg {
+    /// Model folder: config.json, model.safetensors and tokenizer.json (or
+    /// GPT-2's vocab.json + merges.txt).
+    #[arg(short, long)]
+    model: PathBuf,
+}
+
 /// A text model folder: config.json, model.safetensors and a tokenizer.
 fn load_text_model(dir: &Path) -> anyhow::Result<(Gpt, Tokenizer)> {
     let model = Gpt::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
@@ -58,10 +67,8 @@ struct TokensArgs {
 
 #[derive(clap::Args)]
 struct NextArgs {
-    /// Model folder: config.json, model.safetensors and tokenizer.json (or
-    /// GPT-2's vocab.json + merges.txt).
-    #[arg(short, long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: TextModelArg,
     /// The prompt.
     prompt: String,
     /// How many of the most likely tokens to show.
@@ -77,10 +84,8 @@ struct NextArgs {
 
 #[derive(clap::Args)]
 struct AttentionArgs {
-    /// Model folder: config.json, model.safetensors and tokenizer.json (or
-    /// GPT-2's vocab.json + merges.txt).
-    #[arg(short, long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: TextModelArg,
     /// The prompt.
     prompt: String,
     /// Layer to show, from 0 (default: the mean over all layers).
@@ -237,7 +242,7 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 }
 
 fn next(args: NextArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = load_text_model(&args.model)?;
+    let (model, tokenizer) = load_text_model(&args.model.model)?;
     let result = inspect::next_tokens(&model, &tokenizer, &args.prompt, args.top)?;
     if let Some(path) = &args.plot {
         let labels: Vec<String> = result
@@ -280,7 +285,7 @@ fn next(args: NextArgs) -> anyhow::Result<()> {
 }
 
 fn attention(args: AttentionArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = load_text_model(&args.model)?;
+    let (model, tokenizer) = load_text_model(&args.model.model)?;
     let maps = inspect::attention_maps(&model, &tokenizer, &args.prompt)?;
     let map = maps.select(args.layer, args.head)?;
     let query = args.query.unwrap_or(maps.tokens.len() - 1);

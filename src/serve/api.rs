@@ -165,19 +165,8 @@ impl TextRequest {
             (None, Some(m)) => ("max_tokens", m),
             (None, None) => ("max_tokens", default_max),
         };
-        if !(1..=MAX_TOKENS).contains(&max) {
-            return Err(ApiError::invalid(
-                max_name,
-                format!("{max_name} is {max}; it must be from 1 to {MAX_TOKENS}"),
-            ));
-        }
-        let n = self.n.unwrap_or(1);
-        if !(1..=MAX_CHOICES).contains(&n) {
-            return Err(ApiError::invalid(
-                "n",
-                format!("n is {n}; it must be from 1 to {MAX_CHOICES}"),
-            ));
-        }
+        let max = count(max_name, max, MAX_TOKENS)?;
+        let n = count("n", self.n.unwrap_or(1), MAX_CHOICES)?;
         if self.top_k == Some(0) {
             return Err(ApiError::invalid("top_k", "top_k must be at least 1"));
         }
@@ -236,6 +225,18 @@ pub struct ImageRequest {
     pub guidance: Option<f64>,
     /// seer's extra: the seed of the starting noise.
     pub seed: Option<u64>,
+}
+
+/// `value` of the field `name`, refused unless it is from 1 to `max`.
+pub fn count(name: &str, value: u64, max: u64) -> Result<u64, ApiError> {
+    if (1..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(ApiError::invalid(
+            name,
+            format!("{name} is {value}; it must be from 1 to {max}"),
+        ))
+    }
 }
 
 /// Parses a JSON body into `T`, naming the field that failed.

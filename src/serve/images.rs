@@ -2,7 +2,7 @@
 //! model on its own thread (one request at a time, all of a request's
 //! pictures in one batch) and returned as base64 PNGs.
 
-use super::api::{parse, ImageRequest};
+use super::api::{count, parse, ImageRequest};
 use super::error::ApiError;
 use super::{read_body, unix_time, AppState};
 use crate::diffusion::SamplerKind;
@@ -93,13 +93,7 @@ async fn draw(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<R
             return Err(ApiError::unknown_model(model, &state.model_names()));
         }
     }
-    let n = request.n.unwrap_or(1);
-    if !(1..=MAX_PICTURES).contains(&n) {
-        return Err(ApiError::invalid(
-            "n",
-            format!("n is {n}; it must be from 1 to {MAX_PICTURES}"),
-        ));
-    }
+    let n = count("n", request.n.unwrap_or(1), MAX_PICTURES)?;
     let own_size = format!("{0}x{0}", service.side);
     if let Some(size) = &request.size {
         if *size != own_size {
@@ -118,13 +112,7 @@ async fn draw(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<R
             ))
         }
     }
-    let steps = request.steps.unwrap_or(50);
-    if !(1..=MAX_STEPS).contains(&steps) {
-        return Err(ApiError::invalid(
-            "steps",
-            format!("steps is {steps}; it must be from 1 to {MAX_STEPS}"),
-        ));
-    }
+    let steps = count("steps", request.steps.unwrap_or(50), MAX_STEPS)?;
     let guidance = request.guidance.unwrap_or(4.0);
     if !(guidance.is_finite() && (0.0..=20.0).contains(&guidance)) {
         return Err(ApiError::invalid(

@@ -4,6 +4,7 @@
 
 pub mod composite;
 pub mod run;
+pub mod server;
 
 use candle_core::{DType, Device, Tensor, Var};
 
