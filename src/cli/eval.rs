@@ -136,6 +136,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     println!("  {:<24} {:>8} {:>6.1}%", "overall", "", report.overall);
+    println!("Why pictures failed (a picture counts under each reason it shows):");
+    for row in report.rows.iter().filter(|r| !r.failures.is_empty()) {
+        let reasons: Vec<String> = row
+            .failures
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect();
+        println!("  {:<24} {}", row.category, reasons.join(", "));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,7 @@
 //! picture and let the detector judge it strictly (exactly the objects
 //! asked for, each recognised, nothing else).
 
-use crate::data::shapes::{detect, prompts, Category};
+use crate::data::shapes::{detect, prompts, Category, Detection, Finding};
 use crate::generate::{generate_images, ImageOptions};
 use crate::model::ImageModel;
 use crate::Result;
@@ -19,6 +19,11 @@ pub struct CategoryScore {
     pub passed: usize,
     /// Pictures judged.
     pub total: usize,
+    /// Why pictures failed: each failed picture counts once under each
+    /// reason it shows (a blob the detector rejects, with the detector's
+    /// reason, or "wrong objects": recognised shapes that are not what the
+    /// prompt asked for).
+    pub failures: std::collections::BTreeMap<&'static str, usize>,
 }
 
 impl CategoryScore {
@@ -51,6 +56,7 @@ pub fn evaluate_images(
     for category in Category::ALL {
         let descriptions = prompts(category, per_category, prompt_seed);
         let mut passed = 0;
+        let mut failures = std::collections::BTreeMap::new();
         for (batch_index, chunk) in descriptions.chunks(BATCH).enumerate() {
             let texts: Vec<String> = chunk.iter().map(|d| d.text()).collect();
             let batch_options = ImageOptions {
@@ -62,6 +68,11 @@ pub fn evaluate_images(
                 let detection = detect(picture);
                 let ok = detection.is_clean() && description.satisfied_by(&detection.objects());
                 passed += ok as usize;
+                if !ok {
+                    for reason in failure_reasons(&detection) {
+                        *failures.entry(reason).or_insert(0) += 1;
+                    }
+                }
                 examples(category, text, picture, ok);
             }
         }
@@ -69,8 +80,29 @@ pub fn evaluate_images(
             category: category.name(),
             passed,
             total: descriptions.len(),
+            failures,
         });
     }
     let overall = rows.iter().map(CategoryScore::percent).sum::<f64>() / rows.len() as f64;
     Ok(ImageReport { rows, overall })
+}
+
+/// The distinct reasons a failed picture shows: the detector's reason for
+/// each blob it rejects, or "wrong objects" when every blob is a recognised
+/// shape but they are not the prompt's.
+fn failure_reasons(detection: &Detection) -> Vec<&'static str> {
+    let mut reasons: Vec<&'static str> = detection
+        .findings
+        .iter()
+        .filter_map(|f| match f {
+            Finding::Unrecognised { reason, .. } => Some(*reason),
+            Finding::Object(_) => None,
+        })
+        .collect();
+    reasons.sort_unstable();
+    reasons.dedup();
+    if reasons.is_empty() {
+        reasons.push("wrong objects");
+    }
+    reasons
 }
