@@ -5,8 +5,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use seer::data::shapes::{
-    detect, render, Cell, Colour, Description, Finding, Item, Object, Relation, Scene, ShapeKind,
-    Size,
+    detect, render, Cell, Colour, Description, Item, Object, Relation, Scene, ShapeKind, Size,
 };
 
 fn share_detected(side: u32, noise: f32, seed: u64) -> f64 {
@@ -64,14 +63,7 @@ fn detector_reports_what_is_not_a_shape() {
     }
     let detection = detect(&picture);
     assert!(!detection.matches(&scene));
-    let reasons: Vec<&str> = detection
-        .findings
-        .iter()
-        .filter_map(|f| match f {
-            Finding::Unrecognised { reason, .. } => Some(*reason),
-            Finding::Object(_) => None,
-        })
-        .collect();
+    let reasons: Vec<&str> = detection.rejections().collect();
     assert_eq!(reasons.len(), 2, "{:?}", detection.findings);
     assert!(reasons.contains(&"odd colour"));
     // An empty picture holds nothing.

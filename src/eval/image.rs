@@ -2,7 +2,7 @@
 //! picture and let the detector judge it strictly (exactly the objects
 //! asked for, each recognised, nothing else).
 
-use crate::data::shapes::{detect, prompts, Category, Detection, Finding};
+use crate::data::shapes::{detect, prompts, Category, Detection};
 use crate::generate::{generate_images, ImageOptions};
 use crate::model::ImageModel;
 use crate::Result;
@@ -91,14 +91,7 @@ pub fn evaluate_images(
 /// each blob it rejects, or "wrong objects" when every blob is a recognised
 /// shape but they are not the prompt's.
 fn failure_reasons(detection: &Detection) -> Vec<&'static str> {
-    let mut reasons: Vec<&'static str> = detection
-        .findings
-        .iter()
-        .filter_map(|f| match f {
-            Finding::Unrecognised { reason, .. } => Some(*reason),
-            Finding::Object(_) => None,
-        })
-        .collect();
+    let mut reasons: Vec<&'static str> = detection.rejections().collect();
     reasons.sort_unstable();
     reasons.dedup();
     if reasons.is_empty() {

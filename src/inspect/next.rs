@@ -2,6 +2,7 @@
 //! model's last logits (temperature 1, nothing filtered), most likely first.
 
 use super::tokens::{token_piece, TokenPiece};
+use crate::generate::prompt_tokens;
 use crate::model::Gpt;
 use crate::nn::Mode;
 use crate::tokenize::Tokenizer;
@@ -29,19 +30,11 @@ pub struct NextTokens {
     pub next: Vec<NextToken>,
 }
 
-/// The prompt's token ids, refusing an empty or over-long prompt; an empty
-/// prompt starts from `<|endoftext|>` when the tokenizer has one, as GPT-2's
-/// unconditional samples do.
+/// The prompt's token ids ([`prompt_tokens`]: an empty prompt starts from
+/// `<|endoftext|>`, or a newline for a character model), refusing one longer
+/// than the model's context.
 pub fn prompt_ids(model: &Gpt, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
-    let mut ids = tokenizer.encode(prompt)?;
-    if ids.is_empty() {
-        ids.extend(tokenizer.end_of_text());
-    }
-    if ids.is_empty() {
-        return Err(Error::Invalid(
-            "the prompt is empty: give some text to predict from".into(),
-        ));
-    }
+    let ids = prompt_tokens(tokenizer, prompt)?;
     let context = model.config().block_size;
     if ids.len() > context {
         return Err(Error::Invalid(format!(

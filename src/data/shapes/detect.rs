@@ -52,6 +52,14 @@ impl Detection {
         objects
     }
 
+    /// The detector's reason for each blob it did not recognise, in scan order.
+    pub fn rejections(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.findings.iter().filter_map(|f| match f {
+            Finding::Unrecognised { reason, .. } => Some(*reason),
+            Finding::Object(_) => None,
+        })
+    }
+
     /// Whether every blob was recognised as an object.
     pub fn is_clean(&self) -> bool {
         self.findings
