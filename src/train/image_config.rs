@@ -87,9 +87,9 @@ impl ImageTrainConfig {
         let (text_width, embed) = (128, 128);
         Self {
             image_size: 32,
-            vocab_size: 320,
+            vocab_size: 512,
             text_encoder: TextEncoderConfig {
-                vocab_size: 320,
+                vocab_size: 512,
                 context_length: 24,
                 width: text_width,
                 layers: 2,
@@ -132,7 +132,7 @@ impl ImageTrainConfig {
             },
             diffusion: StageConfig {
                 batch_size: 64,
-                iters: 4000,
+                iters: 6500,
                 lr: 1e-3,
                 min_lr: 1e-4,
                 warmup_iters: 200,
