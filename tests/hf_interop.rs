@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use common::relative_error;
 use seer::generate::{generate, GenerateOptions, Sampler, SamplingParams};
 use seer::model::Gpt;
-use seer::nn::{load_tensors, Mode};
+use seer::nn::{load_tensors, Mode, Precision};
 use seer::tokenize::Tokenizer;
 use std::path::{Path, PathBuf};
 
@@ -172,4 +172,83 @@ fn a_tokenizer_larger_than_the_model_is_refused() {
         .unwrap()
         .to_string();
     assert!(err.contains("does not belong to this model"), "{err}");
+}
+
+#[test]
+fn bf16_matrices_compute_with_the_rounded_weights() {
+    let precision = Precision {
+        activations: DType::F32,
+        matrices: DType::BF16,
+    };
+    let narrow = Gpt::load(&dir(), precision, &Device::Cpu).unwrap();
+    let matrices: Vec<String> = narrow
+        .params()
+        .iter()
+        .filter(|(_, p)| p.dtype() == DType::BF16)
+        .map(|(name, _)| name.clone())
+        .collect();
+    // Every block's four matrices and the tied token embedding.
+    let layers = narrow.config().n_layer;
+    assert_eq!(matrices.len(), 4 * layers + 1, "{matrices:?}");
+    // The reference: the f32 checkpoint with those matrices rounded to bf16.
+    let (tensors, _) = load_tensors(&dir().join("model.safetensors"), &Device::Cpu).unwrap();
+    let rounded: Vec<(String, Tensor)> = tensors
+        .into_iter()
+        .map(|(name, t)| {
+            let full = if name.starts_with("transformer.") {
+                name.clone()
+            } else {
+                format!("transformer.{name}")
+            };
+            let t = if matrices.contains(&full) {
+                t.to_dtype(DType::BF16)
+                    .unwrap()
+                    .to_dtype(DType::F32)
+                    .unwrap()
+            } else {
+                t
+            };
+            (name, t)
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(dir().join("config.json"), tmp.path().join("config.json")).unwrap();
+    seer::nn::save_tensors(
+        &rounded,
+        &tmp.path().join("model.safetensors"),
+        &Default::default(),
+    )
+    .unwrap();
+    let reference = Gpt::load(tmp.path(), DType::F32, &Device::Cpu).unwrap();
+    let full = Gpt::load(&dir(), DType::F32, &Device::Cpu).unwrap();
+    let expected = load_tensors(&dir().join("expected.safetensors"), &Device::Cpu)
+        .unwrap()
+        .0;
+    let tokens = ids(&expected["ids.0"]);
+    let (mut narrow_cache, mut reference_cache) = (narrow.new_cache(), reference.new_cache());
+    for (t, &token) in tokens.iter().enumerate() {
+        let input = Tensor::new(&[token], &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let a = narrow.forward_cached(&input, &mut narrow_cache).unwrap();
+        let b = reference
+            .forward_cached(&input, &mut reference_cache)
+            .unwrap();
+        let e = relative_error(&a, &b);
+        assert!(e <= 1e-5, "step {t}: relative error {e:.2e}");
+    }
+    // The whole prompt at once (the packed product) agrees too, and stays
+    // near the f32 model's logits.
+    let input = Tensor::new(tokens.as_slice(), &Device::Cpu)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let a = narrow.forward(&input, &mut Mode::Eval).unwrap();
+    let b = reference.forward(&input, &mut Mode::Eval).unwrap();
+    let e = relative_error(&a, &b);
+    assert!(e <= 1e-5, "prompt: relative error {e:.2e}");
+    let c = full.forward(&input, &mut Mode::Eval).unwrap();
+    let e = relative_error(&a, &c);
+    assert!(e <= 2e-2, "against f32: relative error {e:.2e}");
 }

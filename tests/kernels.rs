@@ -310,6 +310,45 @@ fn linear_matches_composite_and_finite_differences() {
 }
 
 #[test]
+fn linear_with_bf16_weights_computes_with_the_rounded_weights() {
+    for (layout, gelu) in [
+        (WeightLayout::InOut, false),
+        (WeightLayout::InOut, true),
+        (WeightLayout::OutIn, false),
+    ] {
+        let w_shape = if layout == WeightLayout::InOut {
+            [48, 40]
+        } else {
+            [40, 48]
+        };
+        let w = randn(&w_shape, DType::F32, 21)
+            .as_tensor()
+            .to_dtype(DType::BF16)
+            .unwrap();
+        let rounded = w.to_dtype(DType::F32).unwrap();
+        let b = randn(&[40], DType::F32, 22).as_tensor().clone();
+        // One and three rows take the streaming product, nine the packed one.
+        for rows in [1, 3, 9] {
+            let x = randn(&[rows, 48], DType::F32, 23).as_tensor().clone();
+            let narrow = linear(&x, &w, &b, layout, gelu).unwrap();
+            let wide = linear(&x, &rounded, &b, layout, gelu).unwrap();
+            assert_eq!(narrow.dtype(), DType::F32);
+            let e = rel(&narrow, &wide);
+            assert!(e <= 1e-6, "{layout:?} gelu {gelu} rows {rows}: {e:.2e}");
+        }
+        // Such a layer is for inference: its backward pass says so.
+        let x = randn(&[2, 48], DType::F32, 24);
+        let err = linear(x.as_tensor(), &w, &b, layout, gelu)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap_err();
+        assert!(err.to_string().contains("inference only"), "{err}");
+    }
+}
+
+#[test]
 fn cross_entropy_matches_composite_and_finite_differences() {
     let targets = Tensor::new(&[3u32, 0, 64, 17, 17, 5], &Device::Cpu).unwrap();
     let logits = [randn(&[6, 65], DType::F32, 11)];

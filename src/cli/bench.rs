@@ -51,6 +51,9 @@ enum What {
         /// Feed the whole context every step instead of using the KV cache.
         #[arg(long)]
         no_cache: bool,
+        /// Weight matrices: f32, or bf16.
+        #[arg(long, value_enum, default_value = "f32")]
+        weights: super::Weights,
     },
     /// Text to image: ms per stage-2 training step, and seconds to sample a grid.
     Image {
@@ -112,13 +115,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             prompt_tokens,
             new_tokens,
             no_cache,
+            weights,
         } => {
             let config = TrainConfig::preset(&preset)?.model(vocab_size);
-            let report = bench_generate(&config, prompt_tokens, new_tokens, !no_cache)?;
+            let report = bench_generate(
+                &config,
+                weights.precision(),
+                prompt_tokens,
+                new_tokens,
+                !no_cache,
+            )?;
             let bandwidth = copy_bandwidth(1 << 28, 5);
             let bound = bandwidth / report.weight_bytes as f64;
             println!(
-                "preset {preset}: {} layers, {} wide, vocab {vocab_size}; prompt {prompt_tokens} tokens, {new_tokens} new, KV cache {}",
+                "preset {preset}: {} layers, {} wide, vocab {vocab_size}, {weights:?} weights; prompt {prompt_tokens} tokens, {new_tokens} new, KV cache {}",
                 config.n_layer,
                 config.n_embd,
                 if no_cache { "off" } else { "on" }

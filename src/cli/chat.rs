@@ -26,6 +26,9 @@ pub struct Args {
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
+    /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
+    #[arg(long, value_enum, default_value = "f32")]
+    weights: super::Weights,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -61,7 +64,7 @@ fn set(args: &mut Args, name: &str, value: &str) -> anyhow::Result<()> {
 
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
-    let model = Gpt::load(&args.model, candle_core::DType::F32, &device)?;
+    let model = Gpt::load(&args.model, args.weights.precision(), &device)?;
     let tokenizer = Tokenizer::load_model_dir(&args.model)?;
     Sampler::new(args.sampling.params(0))?;
     let context = model.config().block_size;

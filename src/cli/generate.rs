@@ -89,6 +89,9 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     sampling: SamplingArgs,
+    /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
+    #[arg(long, value_enum, default_value = "f32")]
+    weights: super::Weights,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -132,7 +135,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         anyhow::bail!("seer generate needs --model (see --help)");
     };
     let device = parse_device(&args.device)?;
-    let model = Gpt::load(&dir, candle_core::DType::F32, &device)?;
+    let model = Gpt::load(&dir, args.weights.precision(), &device)?;
     let tokenizer = Tokenizer::load_model_dir(&dir)?;
     let stop = args.stop.iter().map(|s| unescape(s)).collect();
     let options = GenerateOptions {

@@ -26,6 +26,9 @@ pub struct Args {
     /// Most text generations run together in one batch.
     #[arg(long, default_value_t = 16)]
     max_batch: usize,
+    /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
+    #[arg(long, value_enum, default_value = "f32")]
+    weights: super::Weights,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -36,6 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         port: args.port,
         max_body_bytes: args.max_body_bytes,
         max_batch: args.max_batch,
+        precision: args.weights.precision(),
     };
     serve(&options, |address| {
         println!("seer is serving on http://{address} (the playground is at /; Ctrl-C stops it)");

@@ -3,9 +3,9 @@
 //! memory-bandwidth bound (every weight is read once per token).
 
 use crate::model::{Gpt, GptConfig};
-use crate::nn::Mode;
+use crate::nn::{Mode, Precision};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{Device, Tensor, D};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -24,9 +24,11 @@ pub struct GenerateBench {
 
 /// Greedy generation of `new_tokens` after a random prompt of
 /// `prompt_tokens`, on a randomly initialised model of `config`; with the KV
-/// cache (one token per step) or without it (the whole context every step).
+/// cache (one token per step) or without it (the whole context every step),
+/// with the model's matrices in `precision`.
 pub fn bench_generate(
     config: &GptConfig,
+    precision: Precision,
     prompt_tokens: usize,
     new_tokens: usize,
     cache: bool,
@@ -38,7 +40,7 @@ pub fn bench_generate(
         )));
     }
     let device = Device::Cpu;
-    let model = Gpt::new(config, 7, DType::F32, &device)?;
+    let model = Gpt::new(config, 7, precision, &device)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(1);
     let mut context: Vec<u32> = (0..prompt_tokens)
         .map(|_| rng.random_range(0..config.vocab_size as u32))
@@ -74,7 +76,11 @@ pub fn bench_generate(
     Ok(GenerateBench {
         prompt_tokens_per_s: prompt_tokens as f64 / prompt_s,
         tokens_per_s: (new_tokens.saturating_sub(1)) as f64 / generate_s,
-        weight_bytes: model.params().count() * 4,
+        weight_bytes: model
+            .params()
+            .iter()
+            .map(|(_, p)| p.elem_count() * p.dtype().size_in_bytes())
+            .sum(),
         peak_rss: peak_rss(),
     })
 }

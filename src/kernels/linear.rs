@@ -7,11 +7,11 @@
 //! `db = Σ du` with two `gemm` calls and one reduction, where `du` is `dy`
 //! times GELU's slope at the saved pre-activation.
 
-use super::math::{self, gelu, gelu_grad};
+use super::math::{self, gelu, gelu_grad, Weight};
 use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, written, Float};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
-use num_traits::{One, Zero};
+use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
+use half::bf16;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -66,6 +66,64 @@ fn rows_per_task(width: usize) -> usize {
 }
 
 impl Linear {
+    /// `x·W + b` (then GELU) for `x` of `shape`, with W's elements widened to
+    /// `T` as they are read.
+    fn forward<T: Float, W: Weight<T>>(
+        &self,
+        x: &[T],
+        w: &[W],
+        b: &[T],
+        shape: &Shape,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (d_out, d_in) = (b.len(), shape.dims()[shape.rank() - 1]);
+        let n = x.len() / d_in;
+        let mut y: Vec<T> = Vec::with_capacity(n * d_out);
+        for _ in 0..n {
+            y.extend_from_slice(b);
+        }
+        if n <= GEMV_ROWS {
+            match self.layout {
+                WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
+                WeightLayout::InOut => gemv_in_out(x, w, d_in, &mut y),
+            }
+        } else {
+            let w = W::widen_all(w);
+            let (w_strides, _) = self.strides(d_in, d_out);
+            // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
+            unsafe {
+                gemm_parallel(
+                    n,
+                    d_out,
+                    d_in,
+                    (y.as_mut_ptr(), d_out, 1),
+                    true,
+                    (x.as_ptr(), d_in, 1),
+                    (w.as_ptr(), w_strides.0, w_strides.1),
+                    T::one(),
+                );
+            }
+        }
+        let y = if self.gelu {
+            // y holds the pre-activation, kept for the backward pass.
+            let mut out = vec![T::zero(); y.len()];
+            let rows = rows_per_task(d_out) * d_out;
+            out.par_chunks_mut(rows)
+                .zip(y.par_chunks(rows))
+                .for_each(|(o, u)| {
+                    for i in 0..o.len() {
+                        o[i] = gelu(u[i]);
+                    }
+                });
+            *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(y));
+            out
+        } else {
+            y
+        };
+        let mut dims = shape.dims().to_vec();
+        *dims.last_mut().expect("rank >= 1") = d_out;
+        Ok((T::to_cpu_storage_owned(y), Shape::from(dims)))
+    }
+
     /// `(row stride, column stride)` of W seen as `[in, out]`, and of Wᵀ seen as `[out, in]`.
     fn strides(&self, d_in: usize, d_out: usize) -> ((usize, usize), (usize, usize)) {
         match self.layout {
@@ -89,44 +147,23 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
+        if s2.dtype() == DType::BF16 {
+            if s1.dtype() != DType::F32 || s3.dtype() != DType::F32 {
+                candle_core::bail!(
+                    "linear: bf16 weights take f32 inputs and bias, not {:?} and {:?}",
+                    s1.dtype(),
+                    s3.dtype()
+                );
+            }
+            let x = contiguous::<f32>(s1, l1, "linear")?;
+            let w = contiguous::<bf16>(s2, l2, "linear")?;
+            let b = contiguous::<f32>(s3, l3, "linear")?;
+            return self.forward(x, w, b, l1.shape());
+        }
         with_float!(s1.dtype(), "linear", T => {
             let x = contiguous::<T>(s1, l1, "linear")?;
             let (w, b) = (contiguous::<T>(s2, l2, "linear")?, contiguous::<T>(s3, l3, "linear")?);
-            let (d_out, d_in) = (b.len(), l1.shape().dims()[l1.shape().rank() - 1]);
-            let n = x.len() / d_in;
-            let mut y: Vec<T> = Vec::with_capacity(n * d_out);
-            for _ in 0..n {
-                y.extend_from_slice(b);
-            }
-            if n <= GEMV_ROWS {
-                match self.layout {
-                    WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
-                    WeightLayout::InOut => gemv_in_out(x, w, d_in, &mut y),
-                }
-            } else {
-                let (w_strides, _) = self.strides(d_in, d_out);
-                // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
-                unsafe {
-                    gemm_parallel(n, d_out, d_in, (y.as_mut_ptr(), d_out, 1), true, (x.as_ptr(), d_in, 1), (w.as_ptr(), w_strides.0, w_strides.1), T::one());
-                }
-            }
-            let y = if self.gelu {
-                // y holds the pre-activation, kept for the backward pass.
-                let mut out = vec![T::zero(); y.len()];
-                let rows = rows_per_task(d_out) * d_out;
-                out.par_chunks_mut(rows).zip(y.par_chunks(rows)).for_each(|(o, u)| {
-                    for i in 0..o.len() {
-                        o[i] = gelu(u[i]);
-                    }
-                });
-                *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(y));
-                out
-            } else {
-                y
-            };
-            let mut dims = l1.shape().dims().to_vec();
-            *dims.last_mut().expect("rank >= 1") = d_out;
-            Ok((T::to_cpu_storage_owned(y), Shape::from(dims)))
+            self.forward(x, w, b, l1.shape())
         })
     }
 
@@ -138,6 +175,11 @@ impl CustomOp3 for Linear {
         _res: &Tensor,
         grad: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        if weight.dtype() == DType::BF16 {
+            candle_core::bail!(
+                "linear: bf16 weights are for inference only; load the model in f32 to train it"
+            );
+        }
         let saved = self.pre_activation.lock().expect("linear state");
         with_float!(x.dtype(), "linear", T => {
             with_slice::<T, _>(x, "linear", |xs| {
@@ -172,7 +214,7 @@ const GEMV_COLUMNS: usize = 256;
 /// `y += x · Wᵀ` for a few rows `x` (`rows × d_in`) and W laid out
 /// `[out, in]` (the output layer): each output is a dot product with a
 /// contiguous row of W, so the weights stream through once.
-fn gemv_out_in<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
+fn gemv_out_in<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T]) {
     let rows = x.len() / d_in;
     let d_out = y.len() / rows;
     let mut dots = vec![T::zero(); d_out * rows];
@@ -197,7 +239,7 @@ fn gemv_out_in<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
 /// `y += x · W` for a few rows `x` (`rows × d_in`) and W laid out
 /// `[in, out]`: each thread streams a contiguous band of W's rows into its
 /// own partial sums of the whole output, and the bands are added at the end.
-fn gemv_in_out<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
+fn gemv_in_out<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T]) {
     let rows = x.len() / d_in;
     let d_out = y.len() / rows;
     let bands = rayon::current_num_threads().min(d_in).max(1);
@@ -211,7 +253,7 @@ fn gemv_in_out<T: Float>(x: &[T], w: &[T], d_in: usize, y: &mut [T]) {
                 for r in 0..rows {
                     let xi = x[r * d_in + i];
                     for (a, &wv) in acc[r * d_out..(r + 1) * d_out].iter_mut().zip(w_row) {
-                        *a += xi * wv;
+                        *a += xi * wv.widen();
                     }
                 }
             }

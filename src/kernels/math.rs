@@ -4,6 +4,8 @@
 //! sum with several accumulators.
 
 use super::Float;
+use rayon::prelude::*;
+use std::borrow::Cow;
 
 const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 const CUBIC: f64 = 0.044_715;
@@ -83,20 +85,49 @@ pub fn sum<T: Float>(xs: &[T]) -> T {
     acc.iter().copied().sum::<T>() + rest.iter().copied().sum::<T>()
 }
 
-/// Dot product of `a` and `b` with eight running accumulators.
+/// A stored weight element that the kernels read as the activations' float
+/// type `T`: `T` itself, or bf16 (the upper half of an f32), widened exactly.
+pub trait Weight<T: Clone>: Copy + Send + Sync {
+    /// The value as `T`.
+    fn widen(self) -> T;
+    /// A whole slice as `T`: borrowed when it already is.
+    fn widen_all(w: &[Self]) -> Cow<'_, [T]>;
+}
+
+impl<T: Float> Weight<T> for T {
+    #[inline(always)]
+    fn widen(self) -> T {
+        self
+    }
+    fn widen_all(w: &[T]) -> Cow<'_, [T]> {
+        Cow::Borrowed(w)
+    }
+}
+
+impl Weight<f32> for half::bf16 {
+    #[inline(always)]
+    fn widen(self) -> f32 {
+        f32::from_bits(u32::from(self.to_bits()) << 16)
+    }
+    fn widen_all(w: &[Self]) -> Cow<'_, [f32]> {
+        Cow::Owned(w.par_iter().map(|v| v.widen()).collect())
+    }
+}
+
+/// Dot product of `a` (read as `T`) and `b` with eight running accumulators.
 #[inline]
-pub fn dot<T: Float>(a: &[T], b: &[T]) -> T {
+pub fn dot<T: Float, W: Weight<T>>(a: &[W], b: &[T]) -> T {
     let mut acc = [T::zero(); 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let rest: T = ca
         .remainder()
         .iter()
         .zip(cb.remainder())
-        .map(|(&x, &y)| x * y)
+        .map(|(&x, &y)| x.widen() * y)
         .sum();
     for (x, y) in ca.zip(cb) {
         for i in 0..8 {
-            acc[i] += x[i] * y[i];
+            acc[i] += x[i].widen() * y[i];
         }
     }
     acc.iter().copied().sum::<T>() + rest

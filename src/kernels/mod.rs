@@ -81,7 +81,7 @@ impl_float!(f32, F32, math::exp_f32);
 impl_float!(f64, F64, f64::exp);
 
 /// The contiguous elements `layout` selects in `storage`.
-fn contiguous<'a, T: Float>(
+fn contiguous<'a, T: WithDType>(
     storage: &'a CpuStorage,
     layout: &Layout,
     op: &str,

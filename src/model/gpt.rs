@@ -11,11 +11,11 @@ use crate::kernels::{linear, WeightLayout};
 use crate::model::gpt_config::LAYER_NORM_EPS;
 use crate::nn::{
     load_tensors, Block, BlockShape, Init, KvCache, LayerCache, LayerNorm, Mode, ParamBuilder,
-    ParamSource, Params,
+    ParamSource, Params, Precision,
 };
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -35,9 +35,16 @@ pub struct Gpt {
 
 impl Gpt {
     /// A new model with GPT-2's initialisation (normal 0.02; residual
-    /// projections 0.02/sqrt(2·n_layer)), drawn from `seed`.
-    pub fn new(config: &GptConfig, seed: u64, dtype: DType, device: &Device) -> Result<Self> {
-        Self::build(config, ParamSource::init(seed, dtype, device))
+    /// projections 0.02/sqrt(2·n_layer)), drawn from `seed`. `precision` is a
+    /// dtype, or a [`Precision`] whose narrower matrices make an
+    /// inference-only model.
+    pub fn new(
+        config: &GptConfig,
+        seed: u64,
+        precision: impl Into<Precision>,
+        device: &Device,
+    ) -> Result<Self> {
+        Self::build(config, ParamSource::init(seed, precision, device))
     }
 
     /// Loads `model.safetensors` with GPT-2 tensor names (with or without the
@@ -45,7 +52,7 @@ impl Gpt {
     pub fn from_safetensors(
         config: &GptConfig,
         path: &Path,
-        dtype: DType,
+        precision: impl Into<Precision>,
         device: &Device,
     ) -> Result<Self> {
         let (tensors, _) = load_tensors(path, device)?;
@@ -61,11 +68,11 @@ impl Gpt {
             };
             named.insert(name, tensor);
         }
-        Self::build(config, ParamSource::load(named, path, dtype, device))
+        Self::build(config, ParamSource::load(named, path, precision, device))
     }
 
     /// Loads a model folder: `config.json` and `model.safetensors`.
-    pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+    pub fn load(dir: &Path, precision: impl Into<Precision>, device: &Device) -> Result<Self> {
         if !dir.is_dir() {
             return Err(Error::bad_file(
                 dir,
@@ -81,7 +88,7 @@ impl Gpt {
             ));
         }
         let config = GptConfig::from_hf_json(&dir.join("config.json"))?;
-        Self::from_safetensors(&config, &dir.join("model.safetensors"), dtype, device)
+        Self::from_safetensors(&config, &dir.join("model.safetensors"), precision, device)
     }
 
     /// Saves the model folder: `config.json`, `model.safetensors` and, if
@@ -105,7 +112,9 @@ impl Gpt {
         let (c, v) = (config.n_embd, config.vocab_size);
         let (wte, wpe, blocks, ln_f) = {
             let p: ParamBuilder = source.builder().pp("transformer");
-            let wte = p.pp("wte").get(&[v, c], "weight", Init::Normal(0.02))?;
+            let wte = p
+                .pp("wte")
+                .get_matrix(&[v, c], "weight", Init::Normal(0.02))?;
             let wpe = p
                 .pp("wpe")
                 .get(&[config.block_size, c], "weight", Init::Normal(0.02))?;
@@ -242,10 +251,11 @@ impl Gpt {
                 self.config.block_size
             )));
         }
-        let tok =
-            self.wte
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, self.config.n_embd))?;
+        let tok = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .to_dtype(self.wpe.dtype())?
+            .reshape((b, t, self.config.n_embd))?;
         Ok(tok.broadcast_add(&self.wpe.narrow(0, start, t)?)?)
     }
 

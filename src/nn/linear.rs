@@ -24,7 +24,7 @@ impl Linear {
         bias: bool,
         init: Init,
     ) -> Result<Self> {
-        let weight = p.get(&[d_in, d_out], "weight", init)?;
+        let weight = p.get_matrix(&[d_in, d_out], "weight", init)?;
         let bias = bias
             .then(|| p.get(&[d_out], "bias", Init::Zeros))
             .transpose()?;
@@ -36,7 +36,7 @@ impl Linear {
         Ok(linear(
             x,
             &self.weight,
-            &self.bias_or_zeros()?,
+            &self.bias_or_zeros(x)?,
             WeightLayout::InOut,
             false,
         )?)
@@ -47,18 +47,19 @@ impl Linear {
         Ok(linear(
             x,
             &self.weight,
-            &self.bias_or_zeros()?,
+            &self.bias_or_zeros(x)?,
             WeightLayout::InOut,
             true,
         )?)
     }
 
-    fn bias_or_zeros(&self) -> Result<Tensor> {
+    /// The bias, or zeros in the dtype of the input `x`.
+    fn bias_or_zeros(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
             Some(b) => Ok(b.clone()),
             None => Ok(Tensor::zeros(
                 self.weight.dim(1)?,
-                self.weight.dtype(),
+                x.dtype(),
                 self.weight.device(),
             )?),
         }

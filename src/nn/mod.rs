@@ -33,7 +33,7 @@ pub use kv_cache::{KvCache, LayerCache};
 pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::Mlp;
-pub use params::{load_tensors, save_tensors, Init, ParamBuilder, ParamSource, Params};
+pub use params::{load_tensors, save_tensors, Init, ParamBuilder, ParamSource, Params, Precision};
 pub use patch::{patchify, unpatchify};
 pub use patch_io::PatchIo;
 pub use position::{grid_embedding, timestep_embedding};

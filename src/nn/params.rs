@@ -120,10 +120,32 @@ enum Source {
     },
 }
 
+/// The dtypes a model is built with: its activations (and every parameter
+/// they are computed with directly), and the matrices of its linear layers,
+/// which the linear kernel may read from a narrower type (bf16 halves the
+/// bytes generation streams per token; such a model is for inference only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Precision {
+    /// Activations, norms, biases, position tables.
+    pub activations: DType,
+    /// Weight matrices of the linear layers (and a tied output layer).
+    pub matrices: DType,
+}
+
+impl From<DType> for Precision {
+    /// Everything in one dtype.
+    fn from(dtype: DType) -> Self {
+        Precision {
+            activations: dtype,
+            matrices: dtype,
+        }
+    }
+}
+
 struct State {
     source: Source,
     params: Params,
-    dtype: DType,
+    precision: Precision,
     device: Device,
 }
 
@@ -142,30 +164,30 @@ pub struct ParamSource(RefCell<State>);
 
 impl ParamSource {
     /// New parameters drawn from an RNG seeded with `seed`.
-    pub fn init(seed: u64, dtype: DType, device: &Device) -> Self {
+    pub fn init(seed: u64, precision: impl Into<Precision>, device: &Device) -> Self {
         Self::new(
             Source::Init(Box::new(rand::rngs::StdRng::seed_from_u64(seed))),
-            dtype,
+            precision.into(),
             device,
         )
     }
 
-    /// Parameters taken from `tensors` (read from `path`), converted to `dtype`.
+    /// Parameters taken from `tensors` (read from `path`), converted to `precision`.
     pub fn load(
         tensors: HashMap<String, Tensor>,
         path: &Path,
-        dtype: DType,
+        precision: impl Into<Precision>,
         device: &Device,
     ) -> Self {
         let path = path.to_path_buf();
-        Self::new(Source::Load { tensors, path }, dtype, device)
+        Self::new(Source::Load { tensors, path }, precision.into(), device)
     }
 
-    fn new(source: Source, dtype: DType, device: &Device) -> Self {
+    fn new(source: Source, precision: Precision, device: &Device) -> Self {
         Self(RefCell::new(State {
             source,
             params: Params::default(),
-            dtype,
+            precision,
             device: device.clone(),
         }))
     }
@@ -193,9 +215,9 @@ impl ParamBuilder<'_> {
         }
     }
 
-    /// The dtype of the parameters.
+    /// The dtype of the activations (and of every parameter but the matrices).
     pub fn dtype(&self) -> DType {
-        self.state.borrow().dtype
+        self.state.borrow().precision.activations
     }
 
     /// The device new parameters are created on.
@@ -213,9 +235,21 @@ impl ParamBuilder<'_> {
 
     /// The parameter `name` with `shape`: initialised with `init`, or loaded.
     pub fn get(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
+        let dtype = self.dtype();
+        self.get_as(shape, name, init, dtype)
+    }
+
+    /// A weight matrix that only the linear kernel reads: as [`get`](Self::get),
+    /// in the precision's matrix dtype.
+    pub fn get_matrix(&self, shape: &[usize], name: &str, init: Init) -> Result<Tensor> {
+        let dtype = self.state.borrow().precision.matrices;
+        self.get_as(shape, name, init, dtype)
+    }
+
+    fn get_as(&self, shape: &[usize], name: &str, init: Init, dtype: DType) -> Result<Tensor> {
         let name = self.full_name(name);
         let mut state = self.state.borrow_mut();
-        let (dtype, device) = (state.dtype, state.device.clone());
+        let device = state.device.clone();
         let tensor = match &mut state.source {
             Source::Init(rng) => {
                 let n: usize = shape.iter().product();

@@ -46,6 +46,8 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// Most text sequences generated together.
     pub max_batch: usize,
+    /// The text model's precision (bf16 matrices generate faster).
+    pub precision: crate::nn::Precision,
 }
 
 /// What every handler shares.
@@ -82,7 +84,7 @@ pub fn load_state(options: &ServeOptions) -> Result<AppState> {
     }
     let text = match &options.model {
         Some(dir) => {
-            let model = Gpt::load(dir, candle_core::DType::F32, &candle_core::Device::Cpu)?;
+            let model = Gpt::load(dir, options.precision, &candle_core::Device::Cpu)?;
             let tokenizer = Tokenizer::load_model_dir(dir)?;
             let block_size = model.config().block_size;
             Some(TextService {
