@@ -314,6 +314,85 @@ fn training_on_mnist_runs() {
 }
 
 #[test]
+fn training_continues_from_a_saved_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("more");
+    let o = out.to_str().unwrap();
+    let from = model().to_str().unwrap();
+    let run = seer(&[
+        "train",
+        "image",
+        "--preset",
+        "tiny",
+        "--continue-from",
+        from,
+        "--iters",
+        "10",
+        "-o",
+        o,
+        "--quiet",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Stage 1 is reused, not retrained.
+    assert!(!run.stdout.contains("stage 1 (CLIP)"), "{}", run.stdout);
+    let first_loss = |path: &Path| -> f64 {
+        let metrics = std::fs::read_to_string(path.join("metrics.jsonl")).unwrap();
+        let line = metrics
+            .lines()
+            .find(|l| l.contains("\"diffusion\""))
+            .unwrap()
+            .to_string();
+        let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+        record["loss"].as_f64().unwrap()
+    };
+    // The continued run starts where the first one ended, well below where it began.
+    let (before, after) = (first_loss(model()), first_loss(&out));
+    assert!(
+        after < 0.8 * before,
+        "first logged loss {after} against {before}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("tokenizer/tokenizer.json")).unwrap(),
+        std::fs::read(model().join("tokenizer/tokenizer.json")).unwrap()
+    );
+    let both = seer(&[
+        "train",
+        "image",
+        "--preset",
+        "tiny",
+        "--continue-from",
+        from,
+        "--text-encoder",
+        from,
+        "-o",
+        o,
+        "--overwrite",
+    ]);
+    assert_eq!(both.code, 2, "a usage error: {}", both.stderr);
+    assert!(both.stderr.contains("--text-encoder"), "{}", both.stderr);
+    let clip_only = dir.path().join("clip");
+    let c = clip_only.to_str().unwrap();
+    assert_eq!(
+        seer(&["train", "clip", "--preset", "tiny", "-o", c, "--quiet"]).code,
+        0
+    );
+    fails(
+        &[
+            "train",
+            "image",
+            "--preset",
+            "tiny",
+            "--continue-from",
+            c,
+            "-o",
+            o,
+            "--overwrite",
+        ],
+        &["denoiser"],
+    );
+}
+
+#[test]
 fn stage_one_trains_alone_and_is_scored_alone() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("clip");

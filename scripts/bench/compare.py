@@ -7,6 +7,7 @@ the ratio seer / PyTorch.
     cargo build --release
     python scripts/bench/compare.py train --preset shakespeare-char-cpu --rounds 5
     python scripts/bench/compare.py generate --rounds 3      # GPT-2 small shape vs transformers
+    python scripts/bench/compare.py generate --weights bf16  # both with bf16 weights
     python scripts/bench/compare.py image --rounds 3         # DiT training step and DDIM sampling
 """
 import argparse
@@ -50,8 +51,10 @@ def commands(args):
         torch = [sys.executable, str(ROOT / "scripts/bench/train_torch.py"), *common, "--threads", "2"]
     elif args.what == "generate":
         common = ["--prompt-tokens", str(args.prompt_tokens), "--new-tokens", str(args.new_tokens)]
-        seer = [str(ROOT / "target/release/seer"), "bench", "generate", *common]
-        torch = [sys.executable, str(ROOT / "scripts/bench/generate_torch.py"), *common, "--threads", "2"]
+        seer = [str(ROOT / "target/release/seer"), "bench", "generate", *common, "--weights", args.weights]
+        dtype = {"f32": "float32", "bf16": "bfloat16"}[args.weights]
+        torch = [sys.executable, str(ROOT / "scripts/bench/generate_torch.py"), *common, "--threads", "2",
+                 "--dtype", dtype]
     else:
         common = ["--iters", str(args.iters), "--warmup", str(args.warmup)]
         seer = [str(ROOT / "target/release/seer"), "bench", "image", *common]
@@ -69,6 +72,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prompt-tokens", type=int, default=128)
     ap.add_argument("--new-tokens", type=int, default=256)
+    ap.add_argument("--weights", choices=["f32", "bf16"], default="f32",
+                    help="generate: weight matrices of both models")
     args = ap.parse_args()
     seer_cmd, torch_cmd = commands(args)
     metrics = METRICS[args.what]

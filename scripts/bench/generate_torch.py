@@ -1,6 +1,7 @@
 """The transformers twin of `seer bench generate`: a randomly initialised
 GPT2LMHeadModel of GPT-2 small's shape, greedy `generate` with the KV cache,
-CPU, eager, float32. Prints the same lines as seer: "prompt processing: X
+CPU, eager, float32 (or bfloat16 with --dtype bfloat16: the whole model in
+bf16, as `torch_dtype=torch.bfloat16` loads it). Prints the same lines as seer: "prompt processing: X
 tokens/s" and "generation: X tokens/s".
 
     python scripts/bench/generate_torch.py --prompt-tokens 128 --new-tokens 256
@@ -19,10 +20,12 @@ def main():
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--vocab-size", type=int, default=50257)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(7)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=args.vocab_size)).eval()
+    model = model.to(getattr(torch, args.dtype))
     ids = torch.randint(0, args.vocab_size, (1, args.prompt_tokens))
     with torch.no_grad():
         model(ids)  # untimed warm-up
@@ -41,7 +44,7 @@ def main():
         )
         total_s = time.perf_counter() - t0
     assert out.shape[1] == args.prompt_tokens + args.new_tokens
-    print(f"transformers, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"transformers, torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}")
     print(f"prompt processing: {args.prompt_tokens / prompt_s:.1f} tokens/s")
     # generate() processes the prompt too; the rest is one token per step.
     print(f"generation: {(args.new_tokens - 1) / (total_s - prompt_s):.2f} tokens/s")

@@ -195,6 +195,7 @@ fn draw_pictures(args: &Args) -> anyhow::Result<()> {
             source: PairSource::Shapes { side: 32 },
             out: dir.clone(),
             text_encoder: None,
+            continue_denoiser: false,
             progress: true,
             clip_only: false,
         };

@@ -30,8 +30,13 @@ pub struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "continue_from")]
     text_encoder: Option<PathBuf>,
+    /// Go on training the image model in this folder: its stage 1 is
+    /// reused and stage 2 starts from its denoiser (a fresh optimizer,
+    /// warm-up and cosine decay over --iters).
+    #[arg(long)]
+    continue_from: Option<PathBuf>,
     /// Let stage 2 train the text encoder too (default: frozen).
     #[arg(long)]
     finetune_text_encoder: bool,
@@ -95,6 +100,7 @@ fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
 pub fn run_clip(args: Args) -> anyhow::Result<ExitCode> {
     let stage2_flags = [
         ("--text-encoder", args.text_encoder.is_some()),
+        ("--continue-from", args.continue_from.is_some()),
         ("--finetune-text-encoder", args.finetune_text_encoder),
         ("--iters", args.iters.is_some()),
         ("--batch-size", args.batch_size.is_some()),
@@ -147,7 +153,8 @@ fn train(args: Args, clip_only: bool) -> anyhow::Result<ExitCode> {
         source: source(&args.data, config.image_size)?,
         config,
         out: args.out.clone(),
-        text_encoder: args.text_encoder,
+        continue_denoiser: args.continue_from.is_some(),
+        text_encoder: args.continue_from.or(args.text_encoder),
         progress: !args.quiet,
         clip_only,
     };

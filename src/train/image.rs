@@ -33,6 +33,10 @@ pub struct ImageTrainOptions {
     pub out: PathBuf,
     /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
     pub text_encoder: Option<PathBuf>,
+    /// Start stage 2 from the denoiser in the `text_encoder` folder (its
+    /// sampled, averaged weights) instead of fresh weights: training goes on
+    /// with a new optimizer, warm-up and cosine decay over the stage's steps.
+    pub continue_denoiser: bool,
     /// Show progress bars.
     pub progress: bool,
     /// Stop after stage 1 (`seer train clip`): the folder holds the
@@ -120,17 +124,36 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
             interrupted: stop.load(Ordering::SeqCst),
         });
     }
-    let mut denoiser_config = config.denoiser.clone();
-    denoiser_config.context_dim = model.text_encoder.config().width;
-    denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;
     // The model keeps the moving average of the weights being trained.
-    let live = Dit::new(
-        &denoiser_config,
-        mix(&[config.seed, 3]),
-        DType::F32,
-        &device,
-    )?;
-    model.denoiser = Some(Dit::new(&denoiser_config, 0, DType::F32, &device)?);
+    let (live, average) = match (&options.text_encoder, options.continue_denoiser) {
+        (Some(dir), true) => {
+            let denoiser = dir.join("denoiser");
+            (
+                Dit::load(&denoiser, &device)?,
+                Dit::load(&denoiser, &device)?,
+            )
+        }
+        (None, true) => {
+            return Err(Error::Invalid(
+                "continuing stage 2 needs the model folder to continue from".into(),
+            ))
+        }
+        (_, false) => {
+            let mut denoiser_config = config.denoiser.clone();
+            denoiser_config.context_dim = model.text_encoder.config().width;
+            denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;
+            (
+                Dit::new(
+                    &denoiser_config,
+                    mix(&[config.seed, 3]),
+                    DType::F32,
+                    &device,
+                )?,
+                Dit::new(&denoiser_config, 0, DType::F32, &device)?,
+            )
+        }
+    };
+    model.denoiser = Some(average);
     let diffusion_loss = if stop.load(Ordering::SeqCst) {
         f64::NAN
     } else {

@@ -64,6 +64,7 @@ pub fn bench_image(
         source,
         out: std::env::temp_dir(),
         text_encoder: None,
+        continue_denoiser: false,
         progress: false,
         clip_only: false,
     };
