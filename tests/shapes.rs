@@ -74,7 +74,7 @@ fn detector_reports_what_is_not_a_shape() {
 fn descriptions_are_true_of_their_scenes_and_false_of_others() {
     let mut rng = StdRng::seed_from_u64(3);
     let mut phrasings = std::collections::HashSet::new();
-    let (mut rejected, mut placed_pairs, mut colourless) = (0, 0, 0);
+    let mut rejected = 0;
     for _ in 0..2000 {
         let scene = Scene::sample(&mut rng);
         let description = Description::of(&scene, &mut rng);
@@ -91,8 +91,6 @@ fn descriptions_are_true_of_their_scenes_and_false_of_others() {
             ..scene.objects[0]
         });
         assert!(!description.satisfied_by(&more), "{text}");
-        placed_pairs += (text.matches("in the ").count() == 2) as usize;
-        colourless += (description.items.iter().all(|i| i.colour.is_none())) as usize;
         for word in [
             "two ",
             "three ",
@@ -108,12 +106,6 @@ fn descriptions_are_true_of_their_scenes_and_false_of_others() {
         }
     }
     assert_eq!(phrasings.len(), 7, "{phrasings:?}");
-    // Pairs are placed by cell too, and single objects are often colourless.
-    assert!(
-        placed_pairs > 20,
-        "{placed_pairs} captions place two objects"
-    );
-    assert!(colourless > 100, "{colourless} colourless captions");
     assert!(
         rejected > 1800,
         "only {rejected} of 2000 random scenes rejected"

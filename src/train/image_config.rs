@@ -87,9 +87,9 @@ impl ImageTrainConfig {
         let (text_width, embed) = (128, 128);
         Self {
             image_size: 32,
-            vocab_size: 512,
+            vocab_size: 320,
             text_encoder: TextEncoderConfig {
-                vocab_size: 512,
+                vocab_size: 320,
                 context_length: 24,
                 width: text_width,
                 layers: 2,

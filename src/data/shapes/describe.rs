@@ -7,14 +7,6 @@
 use super::{Cell, Colour, Object, Scene, ShapeKind, Size};
 use rand::Rng;
 
-/// How often a caption names a single object's cell. Position is learnt
-/// from these words alone, so they must be common.
-const CELL_NAMED: f64 = 0.6;
-
-/// How often a single object's caption leaves its colour out ("a circle"),
-/// so that colourless prompts are not out of distribution.
-const COLOUR_LEFT_OUT: f64 = 0.3;
-
 /// Objects of one shape (and colour, size or cell where given), `count` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
@@ -26,7 +18,7 @@ pub struct Item {
     pub shape: ShapeKind,
     /// Their size, when named.
     pub size: Option<Size>,
-    /// Their cell, when named (only when `count` is 1).
+    /// Their cell, when named (only for a single object).
     pub cell: Option<Cell>,
 }
 
@@ -88,8 +80,8 @@ impl Description {
         match scene.objects.as_slice() {
             [one] => {
                 let size = rng.random_bool(0.5).then_some(one.size);
-                let cell = rng.random_bool(CELL_NAMED).then_some(one.cell);
-                let colour = (!rng.random_bool(COLOUR_LEFT_OUT)).then_some(one.colour);
+                let cell = rng.random_bool(0.5).then_some(one.cell);
+                let colour = (!rng.random_bool(0.05)).then_some(one.colour);
                 Description {
                     items: vec![item(one, 1, colour, size, cell)],
                     relation: None,
@@ -111,9 +103,6 @@ impl Description {
             }
             objects => {
                 let with_size = rng.random_bool(0.3);
-                // Cells only for pairs, so the caption fits the encoder's context.
-                let with_cells =
-                    objects.len() == 2 && !with_size && rng.random_bool(CELL_NAMED / 2.0);
                 let mut items: Vec<Item> = Vec::new();
                 for object in objects {
                     match items
@@ -123,14 +112,13 @@ impl Description {
                         Some(existing) => {
                             existing.count += 1;
                             existing.size = None;
-                            existing.cell = None;
                         }
                         None => items.push(item(
                             object,
                             1,
                             Some(object.colour),
                             with_size.then_some(object.size),
-                            with_cells.then_some(object.cell),
+                            None,
                         )),
                     }
                 }
