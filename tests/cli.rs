@@ -83,6 +83,21 @@ fn prepare_train_generate_end_to_end() {
         lines[0]["text"], lines[1]["text"],
         "samples use different seeds"
     );
+    // The same model with bf16 weight matrices generates as well.
+    let out = seer(&[
+        "generate",
+        "--model",
+        &run,
+        "--json",
+        "--weights",
+        "bf16",
+        "--max-tokens",
+        "12",
+        "ROMEO:",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(line["completion_tokens"], 12, "{}", out.stdout);
     let out = seer(&[
         "generate",
         "--model",
