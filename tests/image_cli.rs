@@ -319,19 +319,21 @@ fn training_continues_from_a_saved_model() {
     let out = dir.path().join("more");
     let o = out.to_str().unwrap();
     let from = model().to_str().unwrap();
-    let run = seer(&[
-        "train",
-        "image",
-        "--preset",
-        "tiny",
-        "--continue-from",
-        from,
-        "--iters",
-        "10",
-        "-o",
-        o,
-        "--quiet",
-    ]);
+    let continued = |extra: &[&str]| {
+        let mut args = vec![
+            "train",
+            "image",
+            "--preset",
+            "tiny",
+            "--continue-from",
+            from,
+            "-o",
+            o,
+        ];
+        args.extend(extra);
+        seer(&args)
+    };
+    let run = continued(&["--iters", "10", "--quiet"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Stage 1 is reused, not retrained.
     assert!(!run.stdout.contains("stage 1 (CLIP)"), "{}", run.stdout);
@@ -355,19 +357,7 @@ fn training_continues_from_a_saved_model() {
         std::fs::read(out.join("tokenizer/tokenizer.json")).unwrap(),
         std::fs::read(model().join("tokenizer/tokenizer.json")).unwrap()
     );
-    let both = seer(&[
-        "train",
-        "image",
-        "--preset",
-        "tiny",
-        "--continue-from",
-        from,
-        "--text-encoder",
-        from,
-        "-o",
-        o,
-        "--overwrite",
-    ]);
+    let both = continued(&["--text-encoder", from, "--overwrite"]);
     assert_eq!(both.code, 2, "a usage error: {}", both.stderr);
     assert!(both.stderr.contains("--text-encoder"), "{}", both.stderr);
     let clip_only = dir.path().join("clip");
