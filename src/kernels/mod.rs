@@ -14,7 +14,8 @@
 //! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
 //!   update of a parameter and its moments, in place.
 //!
-//! Kernels run on contiguous f32 or f64 CPU tensors; `tests/kernels.rs`
+//! Kernels run on contiguous f32 or f64 CPU tensors (the linear kernel also
+//! reads bf16 weights with f32 inputs, for inference); `tests/kernels.rs`
 //! checks each against candle's composite ops and finite differences.
 
 mod adamw;
