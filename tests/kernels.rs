@@ -311,40 +311,47 @@ fn linear_matches_composite_and_finite_differences() {
 
 #[test]
 fn linear_with_bf16_weights_computes_with_the_rounded_weights() {
-    for (layout, gelu) in [
-        (WeightLayout::InOut, false),
-        (WeightLayout::InOut, true),
-        (WeightLayout::OutIn, false),
-    ] {
-        let w_shape = if layout == WeightLayout::InOut {
-            [48, 40]
-        } else {
-            [40, 48]
-        };
-        let w = randn(&w_shape, DType::F32, 21)
-            .as_tensor()
-            .to_dtype(DType::BF16)
-            .unwrap();
-        let rounded = w.to_dtype(DType::F32).unwrap();
-        let b = randn(&[40], DType::F32, 22).as_tensor().clone();
-        // One and three rows take the streaming product, nine the packed one.
-        for rows in [1, 3, 9] {
-            let x = randn(&[rows, 48], DType::F32, 23).as_tensor().clone();
-            let narrow = linear(&x, &w, &b, layout, gelu).unwrap();
-            let wide = linear(&x, &rounded, &b, layout, gelu).unwrap();
-            assert_eq!(narrow.dtype(), DType::F32);
-            let e = rel(&narrow, &wide);
-            assert!(e <= 1e-6, "{layout:?} gelu {gelu} rows {rows}: {e:.2e}");
+    // (in, out): sizes that are not multiples of 32 take the generic loops;
+    // multiples of 32 take the AVX-512 kernel where the build has it (for
+    // `[in, out]` weights the output size decides, for `[out, in]` the
+    // input size), and 50 rows leave a remainder after rows of four.
+    for (d_in, d_out) in [(48, 40), (64, 96), (50, 64)] {
+        for (layout, gelu) in [
+            (WeightLayout::InOut, false),
+            (WeightLayout::InOut, true),
+            (WeightLayout::OutIn, false),
+        ] {
+            let w_shape = if layout == WeightLayout::InOut {
+                [d_in, d_out]
+            } else {
+                [d_out, d_in]
+            };
+            let w = randn(&w_shape, DType::F32, 21)
+                .as_tensor()
+                .to_dtype(DType::BF16)
+                .unwrap();
+            let rounded = w.to_dtype(DType::F32).unwrap();
+            let b = randn(&[d_out], DType::F32, 22).as_tensor().clone();
+            // One and three rows take the streaming product, nine the packed one.
+            for rows in [1, 3, 9] {
+                let x = randn(&[rows, d_in], DType::F32, 23).as_tensor().clone();
+                let narrow = linear(&x, &w, &b, layout, gelu).unwrap();
+                let wide = linear(&x, &rounded, &b, layout, gelu).unwrap();
+                assert_eq!(narrow.dtype(), DType::F32);
+                let e = rel(&narrow, &wide);
+                let case = format!("[{d_in}, {d_out}] {layout:?} gelu {gelu} rows {rows}");
+                assert!(e <= 1e-6, "{case}: {e:.2e}");
+            }
+            // Such a layer is for inference: its backward pass says so.
+            let x = randn(&[2, d_in], DType::F32, 24);
+            let err = linear(x.as_tensor(), &w, &b, layout, gelu)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap_err();
+            assert!(err.to_string().contains("inference only"), "{err}");
         }
-        // Such a layer is for inference: its backward pass says so.
-        let x = randn(&[2, 48], DType::F32, 24);
-        let err = linear(x.as_tensor(), &w, &b, layout, gelu)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .backward()
-            .unwrap_err();
-        assert!(err.to_string().contains("inference only"), "{err}");
     }
 }
 

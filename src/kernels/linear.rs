@@ -7,7 +7,7 @@
 //! `db = Σ du` with two `gemm` calls and one reduction, where `du` is `dy`
 //! times GELU's slope at the saved pre-activation.
 
-use super::math::{self, gelu, gelu_grad, Weight};
+use super::math::{gelu, gelu_grad, Weight};
 use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, written, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
@@ -217,6 +217,7 @@ const GEMV_COLUMNS: usize = 256;
 fn gemv_out_in<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T]) {
     let rows = x.len() / d_in;
     let d_out = y.len() / rows;
+    let inputs: Vec<_> = x.chunks(d_in).map(W::kernel_order).collect();
     let mut dots = vec![T::zero(); d_out * rows];
     dots.par_chunks_mut(GEMV_COLUMNS * rows)
         .enumerate()
@@ -224,8 +225,8 @@ fn gemv_out_in<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T
             for (j, out) in chunk.chunks_mut(rows).enumerate() {
                 let o = blk * GEMV_COLUMNS + j;
                 let w_row = &w[o * d_in..(o + 1) * d_in];
-                for (r, v) in out.iter_mut().enumerate() {
-                    *v = math::dot(w_row, &x[r * d_in..(r + 1) * d_in]);
+                for (v, input) in out.iter_mut().zip(&inputs) {
+                    *v = W::dot_ordered(w_row, input);
                 }
             }
         });
@@ -247,21 +248,21 @@ fn gemv_in_out<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T
     let partials: Vec<Vec<T>> = (0..bands)
         .into_par_iter()
         .map(|b| {
+            let (start, end) = (b * band, ((b + 1) * band).min(d_in));
+            let w_rows: Vec<&[W]> = (start..end)
+                .map(|i| &w[i * d_out..(i + 1) * d_out])
+                .collect();
             let mut acc = vec![T::zero(); rows * d_out];
-            for i in b * band..((b + 1) * band).min(d_in) {
-                let w_row = &w[i * d_out..(i + 1) * d_out];
-                for r in 0..rows {
-                    let xi = x[r * d_in + i];
-                    for (a, &wv) in acc[r * d_out..(r + 1) * d_out].iter_mut().zip(w_row) {
-                        *a += xi * wv.widen();
-                    }
-                }
+            for (r, sums) in acc.chunks_mut(d_out).enumerate() {
+                W::accumulate_rows(sums, &w_rows, &x[r * d_in + start..r * d_in + end]);
             }
             acc
         })
         .collect();
     for partial in partials {
-        y.iter_mut().zip(partial).for_each(|(yv, p)| *yv += p);
+        for (sums, out) in partial.chunks(d_out).zip(y.chunks_mut(d_out)) {
+            W::add_from_kernel_order(sums, out);
+        }
     }
 }
 

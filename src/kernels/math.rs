@@ -3,7 +3,7 @@
 //! through the logistic form `0.5·(1 + tanh z) = 1 / (1 + e^(−2z))`, and a
 //! sum with several accumulators.
 
-use super::Float;
+use super::{bf16_gemv, Float};
 use rayon::prelude::*;
 use std::borrow::Cow;
 
@@ -87,11 +87,58 @@ pub fn sum<T: Float>(xs: &[T]) -> T {
 
 /// A stored weight element that the kernels read as the activations' float
 /// type `T`: `T` itself, or bf16 (the upper half of an f32), widened exactly.
-pub trait Weight<T: Clone>: Copy + Send + Sync {
+///
+/// Generation's matrix-vector products go through `dot_ordered` and
+/// `accumulate_rows`, over vectors in the order `kernel_order` gives; a
+/// weight type with a faster kernel of its own (bf16 on AVX-512) overrides
+/// all four together.
+pub trait Weight<T: Float>: Copy + Send + Sync {
     /// The value as `T`.
     fn widen(self) -> T;
     /// A whole slice as `T`: borrowed when it already is.
     fn widen_all(w: &[Self]) -> Cow<'_, [T]>;
+
+    /// `x` in the order `dot_ordered` and `accumulate_rows` read vectors of
+    /// its length: as it is, unless overridden.
+    fn kernel_order(x: &[T]) -> Cow<'_, [T]> {
+        Cow::Borrowed(x)
+    }
+    /// Adds `v`, in kernel order, into `y` in natural order.
+    fn add_from_kernel_order(v: &[T], y: &mut [T]) {
+        add_into(v, y);
+    }
+    /// Σ w·x for `x` in kernel order.
+    fn dot_ordered(w: &[Self], x: &[T]) -> T {
+        dot(w, x)
+    }
+    /// `acc += Σ_q xs[q]·ws[q]` over rows `ws` as long as `acc`, which is
+    /// in kernel order.
+    fn accumulate_rows(acc: &mut [T], ws: &[&[Self]], xs: &[T]) {
+        accumulate_rows(acc, ws, xs);
+    }
+}
+
+/// `acc += Σ_q xs[q]·ws[q]` over rows `ws` as long as `acc`, four rows at a
+/// time, so that each sum is loaded and stored once per four rows.
+pub fn accumulate_rows<T: Float, W: Weight<T>>(acc: &mut [T], ws: &[&[W]], xs: &[T]) {
+    let n = acc.len();
+    for (rows, x) in ws.chunks(4).zip(xs.chunks(4)) {
+        if let [w0, w1, w2, w3] = rows {
+            let (w0, w1, w2, w3) = (&w0[..n], &w1[..n], &w2[..n], &w3[..n]);
+            for j in 0..n {
+                acc[j] += x[0] * w0[j].widen()
+                    + x[1] * w1[j].widen()
+                    + x[2] * w2[j].widen()
+                    + x[3] * w3[j].widen();
+            }
+        } else {
+            for (w, &xq) in rows.iter().zip(x) {
+                acc.iter_mut()
+                    .zip(&w[..n])
+                    .for_each(|(a, &v)| *a += xq * v.widen());
+            }
+        }
+    }
 }
 
 impl<T: Float> Weight<T> for T {
@@ -112,6 +159,39 @@ impl Weight<f32> for half::bf16 {
     fn widen_all(w: &[Self]) -> Cow<'_, [f32]> {
         Cow::Owned(w.par_iter().map(|v| v.widen()).collect())
     }
+    fn kernel_order(x: &[f32]) -> Cow<'_, [f32]> {
+        if bf16_gemv::available(x.len()) {
+            Cow::Owned(bf16_gemv::split_pairs(x))
+        } else {
+            Cow::Borrowed(x)
+        }
+    }
+    fn add_from_kernel_order(v: &[f32], y: &mut [f32]) {
+        if bf16_gemv::available(v.len()) {
+            bf16_gemv::add_interleaved(v, y);
+        } else {
+            add_into(v, y);
+        }
+    }
+    fn dot_ordered(w: &[Self], x: &[f32]) -> f32 {
+        if bf16_gemv::available(x.len()) {
+            bf16_gemv::dot(w, x)
+        } else {
+            dot(w, x)
+        }
+    }
+    fn accumulate_rows(acc: &mut [f32], ws: &[&[Self]], xs: &[f32]) {
+        if bf16_gemv::available(acc.len()) {
+            bf16_gemv::accumulate_rows(acc, ws, xs);
+        } else {
+            accumulate_rows(acc, ws, xs);
+        }
+    }
+}
+
+/// `y += v`, element by element.
+pub fn add_into<T: Float>(v: &[T], y: &mut [T]) {
+    y.iter_mut().zip(v).for_each(|(y, &v)| *y += v);
 }
 
 /// Dot product of `a` (read as `T`) and `b` with eight running accumulators.

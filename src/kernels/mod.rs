@@ -20,6 +20,7 @@
 
 mod adamw;
 mod attention;
+mod bf16_gemv;
 mod cross_entropy;
 mod dropout;
 mod layer_norm;
