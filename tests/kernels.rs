@@ -11,8 +11,8 @@ use common::composite::{
 };
 use common::relative_error as rel;
 use seer::kernels::{
-    adamw_update, attention, attention_padded, cross_attention, cross_entropy, dropout, layer_norm,
-    linear, sum_of_squares, AdamWStep, AttentionSpec, WeightLayout,
+    adamw_update, attention, attention_padded, cross_attention, cross_entropy, dropout,
+    gated_residual, layer_norm, linear, sum_of_squares, AdamWStep, AttentionSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -371,6 +371,32 @@ fn cross_entropy_matches_composite_and_finite_differences() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("target 65"), "{err}");
+}
+
+#[test]
+fn gated_residual_matches_composite_and_finite_differences() {
+    // 3 items of 70 rows: the parallel tasks' rows cross items.
+    let composite =
+        |x: &[Tensor]| (&x[0] + x[1].broadcast_mul(&x[2].unsqueeze(1).unwrap()).unwrap()).unwrap();
+    let inputs = [
+        randn(&[3, 70, 8], DType::F32, 31),
+        randn(&[3, 70, 8], DType::F32, 32),
+        randn(&[3, 8], DType::F32, 33),
+    ];
+    against_composite(
+        &inputs,
+        |x| gated_residual(&x[0], &x[1], &x[2]).unwrap(),
+        composite,
+    );
+    let inputs = [
+        randn(&[2, 5, 4], DType::F64, 34),
+        randn(&[2, 5, 4], DType::F64, 35),
+        randn(&[2, 4], DType::F64, 36),
+    ];
+    against_finite_differences(&inputs, |x| gated_residual(&x[0], &x[1], &x[2]).unwrap());
+    let x = inputs[0].as_tensor();
+    let err = gated_residual(x, x, &x.narrow(2, 0, 3).unwrap().sum(1).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("do not fit"), "{err}");
 }
 
 #[test]

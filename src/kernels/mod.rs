@@ -10,6 +10,7 @@
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `dropout`: dropout with a regenerated (never stored) mask.
+//! - `gated_residual`: adaLN-Zero's `x + gate ⊙ y`, a gate per item.
 //! - `cross_entropy`: softmax cross-entropy over the vocabulary.
 //! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
 //!   update of a parameter and its moments, in place.
@@ -23,6 +24,7 @@ mod attention;
 mod bf16_gemv;
 mod cross_entropy;
 mod dropout;
+mod gated_residual;
 mod layer_norm;
 mod linear;
 mod math;
@@ -33,6 +35,7 @@ pub use attention::{
 };
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
+pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 

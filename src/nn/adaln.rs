@@ -3,7 +3,7 @@
 //! so every block starts as the identity.
 
 use super::{Init, Linear, ParamBuilder};
-use crate::kernels::layer_norm;
+use crate::kernels::{self, layer_norm};
 use crate::Result;
 use candle_core::{Tensor, D};
 
@@ -44,7 +44,7 @@ pub fn modulated_norm(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tens
     Ok(layer_norm(x, &(scale + 1.0)?, shift, EPS)?)
 }
 
-/// `x + gate · y`, with a `gate` (`[batch, dim]`) per item.
+/// `x + gate · y`, with a `gate` (`[batch, dim]`) per item: one fused op.
 pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
-    Ok((x + y.broadcast_mul(&gate.unsqueeze(1)?)?)?)
+    Ok(kernels::gated_residual(x, y, gate)?)
 }
