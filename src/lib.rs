@@ -18,6 +18,7 @@ pub mod model;
 pub mod nn;
 pub mod plot;
 pub mod serve;
+pub mod threads;
 pub mod tokenize;
 pub mod train;
 

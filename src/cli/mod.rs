@@ -111,14 +111,18 @@ pub fn run() -> anyhow::Result<ExitCode> {
         }
     };
     match cli.command {
-        Command::Prepare(args) => prepare::run(args),
-        Command::Train(args) => train::run(*args),
-        Command::Generate(args) => generate::run(*args),
-        Command::Chat(args) => chat::run(args),
-        Command::Inspect(args) => inspect::run(args),
-        Command::Eval(args) => eval::run(args),
+        // The server's engines go onto the pool one step at a time.
         Command::Serve(args) => serve::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Demo(args) => demo::run(args),
+        command => seer::threads::on_pool(|| match command {
+            Command::Prepare(args) => prepare::run(args),
+            Command::Train(args) => train::run(*args),
+            Command::Generate(args) => generate::run(*args),
+            Command::Chat(args) => chat::run(args),
+            Command::Inspect(args) => inspect::run(args),
+            Command::Eval(args) => eval::run(args),
+            Command::Bench(args) => bench::run(args),
+            Command::Demo(args) => demo::run(args),
+            Command::Serve(_) => unreachable!("served above"),
+        }),
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::generate::{FinishReason, GenerateOptions, Sampler, SamplingParams, Sequence};
 use crate::model::Gpt;
+use crate::threads::on_pool;
 use crate::tokenize::Tokenizer;
 use crate::Result;
 use candle_core::{DType, Tensor, D};
@@ -94,20 +95,20 @@ fn run(
         count.store(active.len(), Ordering::Relaxed);
         if active.is_empty() {
             match queue.recv() {
-                Ok(job) => admit(model, tokenizer, job, &mut active),
+                Ok(job) => on_pool(|| admit(model, tokenizer, job, &mut active)),
                 Err(_) => return,
             }
         }
         while active.len() < max_batch {
             match queue.try_recv() {
-                Ok(job) => admit(model, tokenizer, job, &mut active),
+                Ok(job) => on_pool(|| admit(model, tokenizer, job, &mut active)),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
         // Clients that went away stop here.
         active.retain(|a| !a.events.is_closed());
         count.store(active.len(), Ordering::Relaxed);
-        if let Err(e) = step(model, tokenizer, &mut active) {
+        if let Err(e) = on_pool(|| step(model, tokenizer, &mut active)) {
             for a in active.drain(..) {
                 let _ = a.events.send(JobEvent::Failed(e.to_string()));
             }

@@ -8,6 +8,7 @@ use super::{read_body, unix_time, AppState};
 use crate::diffusion::SamplerKind;
 use crate::generate::{generate_images, ImageOptions};
 use crate::model::ImageModel;
+use crate::threads::on_pool;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -61,7 +62,8 @@ impl ImageService {
                     if job.reply.is_closed() {
                         continue;
                     }
-                    let pictures = generate_images(&model, &job.prompts, &job.options, |_| {});
+                    let pictures =
+                        on_pool(|| generate_images(&model, &job.prompts, &job.options, |_| {}));
                     let _ = job.reply.send(pictures);
                 }
             })
