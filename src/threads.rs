@@ -19,3 +19,24 @@ pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     // `scope` runs its body on a worker: in place on one, injected otherwise.
     rayon::scope(|_| work())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::on_pool;
+
+    #[test]
+    fn work_runs_on_a_worker_and_its_loops_stay_there() {
+        assert_eq!(
+            rayon::current_thread_index(),
+            None,
+            "tests run outside the pool"
+        );
+        let (inside, sum) = on_pool(|| {
+            use rayon::prelude::*;
+            let sum: u64 = (0..1000u64).into_par_iter().sum();
+            (rayon::current_thread_index(), sum)
+        });
+        assert!(inside.is_some(), "on_pool ran its work outside the pool");
+        assert_eq!(sum, 499_500);
+    }
+}
