@@ -40,12 +40,17 @@ fn gated_rows<T: Float>(base: Option<&[T]>, a: &[T], gate: &[T], d: usize, n: us
             for (k, o) in out.chunks_mut(d).enumerate() {
                 let row = task * ROWS + k;
                 let (g, a) = (&gate[row / n * d..][..d], &a[row * d..][..d]);
-                for j in 0..d {
-                    o[j] = g[j] * a[j];
-                }
-                if let Some(base) = base {
-                    for (o, &x) in o.iter_mut().zip(&base[row * d..][..d]) {
-                        *o += x;
+                match base {
+                    Some(base) => {
+                        let x = &base[row * d..][..d];
+                        for j in 0..d {
+                            o[j] = x[j] + g[j] * a[j];
+                        }
+                    }
+                    None => {
+                        for j in 0..d {
+                            o[j] = g[j] * a[j];
+                        }
                     }
                 }
             }
