@@ -208,6 +208,10 @@ impl CustomOp3 for Linear {
 /// through `gemm`, which packs them first.
 const GEMV_ROWS: usize = 4;
 
+/// Rows of W that `gemv_in_out` takes through every input row before moving
+/// on (a multiple of four, and at most a few hundred KB: it stays in L2).
+const GEMV_SLICE: usize = 64;
+
 /// Outputs per parallel task in `gemv_out_in`.
 const GEMV_COLUMNS: usize = 256;
 
@@ -253,8 +257,13 @@ fn gemv_in_out<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T
                 .map(|i| &w[i * d_out..(i + 1) * d_out])
                 .collect();
             let mut acc = vec![T::zero(); rows * d_out];
-            for (r, sums) in acc.chunks_mut(d_out).enumerate() {
-                W::accumulate_rows(sums, &w_rows, &x[r * d_in + start..r * d_in + end]);
+            // A few input rows share each slice of W while it is in cache.
+            for (c, slice) in w_rows.chunks(GEMV_SLICE).enumerate() {
+                let first = start + c * GEMV_SLICE;
+                for (r, sums) in acc.chunks_mut(d_out).enumerate() {
+                    let inputs = &x[r * d_in + first..r * d_in + first + slice.len()];
+                    W::accumulate_rows(sums, slice, inputs);
+                }
             }
             acc
         })
