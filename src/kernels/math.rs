@@ -114,13 +114,13 @@ pub trait Weight<T: Float>: Copy + Send + Sync {
     /// `acc += Σ_q xs[q]·ws[q]` over rows `ws` as long as `acc`, which is
     /// in kernel order.
     fn accumulate_rows(acc: &mut [T], ws: &[&[Self]], xs: &[T]) {
-        accumulate_rows(acc, ws, xs);
+        accumulate_widened_rows(acc, ws, xs);
     }
 }
 
 /// `acc += Σ_q xs[q]·ws[q]` over rows `ws` as long as `acc`, four rows at a
 /// time, so that each sum is loaded and stored once per four rows.
-pub fn accumulate_rows<T: Float, W: Weight<T>>(acc: &mut [T], ws: &[&[W]], xs: &[T]) {
+pub fn accumulate_widened_rows<T: Float, W: Weight<T>>(acc: &mut [T], ws: &[&[W]], xs: &[T]) {
     let n = acc.len();
     for (rows, x) in ws.chunks(4).zip(xs.chunks(4)) {
         if let [w0, w1, w2, w3] = rows {
@@ -184,7 +184,7 @@ impl Weight<f32> for half::bf16 {
         if bf16_gemv::available(acc.len()) {
             bf16_gemv::accumulate_rows(acc, ws, xs);
         } else {
-            accumulate_rows(acc, ws, xs);
+            accumulate_widened_rows(acc, ws, xs);
         }
     }
 }
