@@ -251,6 +251,22 @@ impl NoiseSchedule {
         })
     }
 
+    /// The Min-SNR-γ weight of the loss at `t` for this prediction type:
+    /// `min(SNR, γ)` over the factor by which the type's squared error
+    /// already scales the clean image's (SNR for ε, SNR + 1 for v, 1 for
+    /// x₀), with SNR = ᾱ / (1 − ᾱ).
+    pub fn min_snr_weight(&self, t: usize, gamma: f64) -> f64 {
+        let ab = self.alphas_cumprod[t] as f64;
+        let snr = ab / (1.0 - ab).max(f64::MIN_POSITIVE);
+        let capped = snr.min(gamma);
+        match self.config.prediction_type {
+            Prediction::Epsilon if snr > 0.0 => capped / snr,
+            Prediction::Epsilon => 1.0,
+            Prediction::Velocity => capped / (snr + 1.0),
+            Prediction::Sample => capped,
+        }
+    }
+
     /// Two per-item coefficients of ᾱ, shaped to broadcast over `like`.
     fn per_item(
         &self,

@@ -56,6 +56,17 @@ pub struct ImageTrainConfig {
     pub caption_dropout: f64,
     /// Whether stage 2 also trains the text encoder (default: frozen).
     pub finetune_text_encoder: bool,
+    /// Min-SNR-γ loss weighting (Hang et al., 2023): each picture's error
+    /// counts as `min(SNR, γ)` times its error in the clean image, which
+    /// keeps the nearly clean timesteps from dominating; 0 turns it off
+    /// (the plain error of the prediction type).
+    #[serde(default)]
+    pub min_snr_gamma: f64,
+    /// Training timesteps drawn as `T·sigmoid(u)`, `u ~ N(0, s)` (SD3's
+    /// logit-normal sampling, denser in the middle of the schedule) with
+    /// this `s`; 0 draws them uniformly.
+    #[serde(default)]
+    pub logit_normal_std: f64,
     /// Seed of initialisation and data.
     pub seed: u64,
     /// Log the loss every this many steps.
@@ -142,6 +153,8 @@ impl ImageTrainConfig {
             ema_decay: 0.999,
             caption_dropout: 0.1,
             finetune_text_encoder: false,
+            min_snr_gamma: 0.0,
+            logit_normal_std: 0.0,
             seed: 1337,
             log_interval: 50,
             checkpoint_interval: 500,
