@@ -253,3 +253,18 @@ fn min_snr_weight_scales_the_clean_image_error() {
         }
     }
 }
+
+/// The loss-weighting settings refuse negative values by name.
+#[test]
+fn negative_loss_weighting_is_refused() {
+    let mut config = seer::train::ImageTrainConfig::preset("tiny").unwrap();
+    config.min_snr_gamma = -1.0;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("min_snr_gamma"), "{err}");
+    config.min_snr_gamma = 5.0;
+    config.logit_normal_std = f64::NAN;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("logit_normal_std"), "{err}");
+    config.logit_normal_std = 1.0;
+    config.validate().unwrap();
+}

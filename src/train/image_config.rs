@@ -243,6 +243,16 @@ impl ImageTrainConfig {
                 self.caption_dropout
             )));
         }
+        for (name, value) in [
+            ("min_snr_gamma", self.min_snr_gamma),
+            ("logit_normal_std", self.logit_normal_std),
+        ] {
+            if !(value >= 0.0 && value.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "{name} must be 0 (off) or positive, not {value}"
+                )));
+            }
+        }
         for (name, stage) in [("clip", &self.clip), ("diffusion", &self.diffusion)] {
             if stage.batch_size < 2 || stage.lr <= 0.0 {
                 return Err(Error::Invalid(format!(
