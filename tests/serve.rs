@@ -357,7 +357,7 @@ fn bad_requests_get_openai_shaped_errors_with_the_right_status() {
     );
     assert_error(s, &b, 400, Some("messages"));
     assert_eq!(b["error"]["code"], "context_length_exceeded");
-    let (s, b) = post_bytes(&server, "/v1/completions", &vec![b' '; 200_000]);
+    let (s, b) = post_huge(&server, "/v1/completions", &vec![b' '; 200_000]);
     assert_error(s, &b, 413, None);
     let (s, b) = post(&server, "/v1/embeddings", ok.clone());
     assert_error(s, &b, 404, None);
