@@ -8,7 +8,9 @@
 //! times GELU's slope at the saved pre-activation.
 
 use super::math::{gelu, gelu_grad, Weight};
-use super::{contiguous, gemm_parallel, tensor_from, with_float, with_slice, written, Float};
+use super::{
+    contiguous, gemm_parallel, par_written, tensor_from, with_float, with_slice, written, Float,
+};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use half::bf16;
@@ -77,10 +79,17 @@ impl Linear {
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (d_out, d_in) = (b.len(), shape.dims()[shape.rank() - 1]);
         let n = x.len() / d_in;
-        let mut y: Vec<T> = Vec::with_capacity(n * d_out);
-        for _ in 0..n {
-            y.extend_from_slice(b);
-        }
+        let rows = rows_per_task(d_out) * d_out;
+        // SAFETY: every part is whole rows, each given the bias.
+        let mut y: Vec<T> = unsafe {
+            par_written(n * d_out, rows, |_, part| {
+                for row in part.chunks_mut(d_out) {
+                    for (o, &b) in row.iter_mut().zip(b) {
+                        o.write(b);
+                    }
+                }
+            })
+        };
         if n <= GEMV_ROWS {
             match self.layout {
                 WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
@@ -105,15 +114,14 @@ impl Linear {
         }
         let y = if self.gelu {
             // y holds the pre-activation, kept for the backward pass.
-            let mut out = vec![T::zero(); y.len()];
-            let rows = rows_per_task(d_out) * d_out;
-            out.par_chunks_mut(rows)
-                .zip(y.par_chunks(rows))
-                .for_each(|(o, u)| {
-                    for i in 0..o.len() {
-                        o[i] = gelu(u[i]);
+            // SAFETY: each part is written element by element.
+            let out = unsafe {
+                par_written(y.len(), rows, |start, part| {
+                    for (o, &u) in part.iter_mut().zip(&y[start..]) {
+                        o.write(gelu(u));
                     }
-                });
+                })
+            };
             *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(y));
             out
         } else {

@@ -39,6 +39,7 @@ pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 
+use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;
 
@@ -136,6 +137,26 @@ fn with_slice<T: Float, R>(
 unsafe fn written<T: Float>(len: usize, fill: impl FnOnce(*mut T)) -> Vec<T> {
     let mut v = Vec::with_capacity(len);
     fill(v.as_mut_ptr());
+    v.set_len(len);
+    v
+}
+
+/// A vector of `len` elements written in parallel, `chunk` elements a task:
+/// `fill(start, part)` is given the part that begins at element `start`
+/// (no zeroing first, which would be a single-threaded pass of its own).
+///
+/// # Safety
+/// `fill` must write every element of each part it is given.
+unsafe fn par_written<T: Float>(
+    len: usize,
+    chunk: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let mut v = Vec::with_capacity(len);
+    v.spare_capacity_mut()[..len]
+        .par_chunks_mut(chunk.max(1))
+        .enumerate()
+        .for_each(|(i, part)| fill(i * chunk.max(1), part));
     v.set_len(len);
     v
 }
