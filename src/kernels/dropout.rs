@@ -3,10 +3,9 @@
 //! pass regenerates it and nothing is stored.
 
 use super::math::{dropout_params, keep};
-use super::{contiguous, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, par_written, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
-use rayon::prelude::*;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
@@ -28,21 +27,18 @@ struct Dropout {
 /// `out[i] = x[i] · mask(i)` for the mask of (`p`, `seed`).
 fn apply_mask<T: Float>(x: &[T], p: f64, seed: u64) -> Vec<T> {
     let (scale, threshold) = dropout_params::<T>(p);
-    let mut out = vec![T::zero(); x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(c, (o, x))| {
-            let base = (c * CHUNK) as u64;
-            for (i, (o, &x)) in o.iter_mut().zip(x).enumerate() {
-                *o = if keep(seed, base + i as u64, threshold) {
+    // SAFETY: each part is written element by element.
+    unsafe {
+        par_written(x.len(), CHUNK, |start, o| {
+            for (i, (o, &x)) in o.iter_mut().zip(&x[start..]).enumerate() {
+                o.write(if keep(seed, (start + i) as u64, threshold) {
                     x * scale
                 } else {
                     T::zero()
-                };
+                });
             }
-        });
-    out
+        })
+    }
 }
 
 impl CustomOp1 for Dropout {

@@ -5,7 +5,7 @@
 //! direction is one parallel pass: `dx = g`, `dy = g ⊙ gate`,
 //! `dgate = Σₙ g ⊙ y`.
 
-use super::{contiguous, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, par_written, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor, WithDType};
 use rayon::prelude::*;
@@ -33,29 +33,28 @@ struct GatedResidual;
 /// `base[r] + gate[item of r] ⊙ a[r]` (or without `base`) over the rows of
 /// `a`, each `d = gate row` long, `n` rows per item.
 fn gated_rows<T: Float>(base: Option<&[T]>, a: &[T], gate: &[T], d: usize, n: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); a.len()];
-    out.par_chunks_mut(ROWS * d)
-        .enumerate()
-        .for_each(|(task, out)| {
+    // SAFETY: every part is whole rows, each written in full.
+    unsafe {
+        par_written(a.len(), ROWS * d, |start, out| {
             for (k, o) in out.chunks_mut(d).enumerate() {
-                let row = task * ROWS + k;
+                let row = start / d + k;
                 let (g, a) = (&gate[row / n * d..][..d], &a[row * d..][..d]);
                 match base {
                     Some(base) => {
                         let x = &base[row * d..][..d];
                         for j in 0..d {
-                            o[j] = x[j] + g[j] * a[j];
+                            o[j].write(x[j] + g[j] * a[j]);
                         }
                     }
                     None => {
                         for j in 0..d {
-                            o[j] = g[j] * a[j];
+                            o[j].write(g[j] * a[j]);
                         }
                     }
                 }
             }
-        });
-    out
+        })
+    }
 }
 
 /// `Σₙ g ⊙ y` per item: `[batch, d]`.

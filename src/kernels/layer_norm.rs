@@ -4,7 +4,7 @@
 //! item (`[batch, dim]`): DiT's adaptive LayerNorm, `norm(x)·(1 + scale) +
 //! shift` with a scale and shift for each picture, is then one op.
 
-use super::{contiguous, math, tensor_from, with_float, with_slice, Float};
+use super::{contiguous, math, par_written, tensor_from, with_float, with_slice, Float, SharedMut};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -74,27 +74,29 @@ impl CustomOp3 for LayerNorm {
             let c = l1.shape().dims().last().copied().unwrap_or(1);
             let groups = Groups::of(x.len() / c, w.len() / c);
             let eps = T::from_f64(self.eps);
-            let mut y = vec![T::zero(); x.len()];
             let mut stats = vec![(0.0, 0.0); x.len() / c];
-            y.par_chunks_mut(ROWS * c)
-                .zip(x.par_chunks(ROWS * c))
-                .zip(stats.par_chunks_mut(ROWS))
-                .enumerate()
-                .for_each(|(task, ((y, x), stats))| {
-                    for (r, ((y, x), stat)) in y.chunks_mut(c).zip(x.chunks(c)).zip(stats).enumerate() {
-                        let g = groups.of_row(task * ROWS + r);
+            let stats_ptr = SharedMut(stats.as_mut_ptr());
+            // SAFETY: every part is whole rows, each written in full; each
+            // task writes the statistics of its own rows only.
+            let y: Vec<T> = unsafe {
+                par_written(x.len(), ROWS * c, |start, y| {
+                    let mut centred = vec![T::zero(); c];
+                    for (r, y) in y.chunks_mut(c).enumerate() {
+                        let row = start / c + r;
+                        let x = &x[row * c..][..c];
+                        let g = groups.of_row(row);
                         let (w, b) = (&w[g * c..(g + 1) * c], &b[g * c..(g + 1) * c]);
                         let n = T::from_f64(c as f64);
                         let mean = math::sum(x) / n;
-                        // y holds the centred row first.
-                        y.iter_mut().zip(x).for_each(|(y, &v)| *y = v - mean);
-                        let rstd = T::one() / (math::dot(y, y) / n + eps).sqrt();
-                        for ((y, &w), &b) in y.iter_mut().zip(w).zip(b) {
-                            *y = *y * rstd * w + b;
+                        centred.iter_mut().zip(x).for_each(|(y, &v)| *y = v - mean);
+                        let rstd = T::one() / (math::dot(&centred, &centred) / n + eps).sqrt();
+                        for (((y, &u), &w), &b) in y.iter_mut().zip(&centred).zip(w).zip(b) {
+                            y.write(u * rstd * w + b);
                         }
-                        *stat = (mean.to_f64(), rstd.to_f64());
+                        *stats_ptr.ptr().add(row) = (mean.to_f64(), rstd.to_f64());
                     }
-                });
+                })
+            };
             *self.stats.lock().expect("layer_norm state") = stats;
             Ok((T::to_cpu_storage_owned(y), l1.shape().clone()))
         })

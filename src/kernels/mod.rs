@@ -39,9 +39,9 @@ pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 
-use std::mem::MaybeUninit;
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// The float types the kernels run on (f32, and f64 for gradient checks).
 pub trait Float: WithDType + std::iter::Sum + std::ops::Neg<Output = Self> {
