@@ -12,11 +12,10 @@
 //! the same mask without storing it.
 
 use super::math::{self, dropout_params, keep};
-use super::{contiguous, gemm, tensor_from, with_float, with_slice, Float, SharedMut};
+use super::{contiguous, gemm, par_zeroed, tensor_from, with_float, with_slice, Float, SharedMut};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor};
-use num_traits::Zero;
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -179,8 +178,8 @@ impl candle_core::CustomOp2 for CrossAttention {
             with_slice::<T, _>(q, "cross_attention", |qs| {
                 with_slice::<T, _>(kv, "cross_attention", |kvs| {
                     with_slice::<T, _>(grad, "cross_attention", |dy| {
-                        let mut dq = vec![T::zero(); qs.len()];
-                        let mut dkv = vec![T::zero(); kvs.len()];
+                        let mut dq: Vec<T> = par_zeroed(qs.len());
+                        let mut dkv: Vec<T> = par_zeroed(kvs.len());
                         let dkv_base = dkv.as_mut_ptr();
                         let out = GradTargets {
                             dq: SharedMut(dq.as_mut_ptr()),
@@ -344,7 +343,7 @@ impl CustomOp1 for SelfAttention {
         with_float!(arg.dtype(), "attention", T => {
             with_slice::<T, _>(arg, "attention", |qkv| {
                 with_slice::<T, _>(grad, "attention", |dy| {
-                    let mut dqkv = vec![T::zero(); qkv.len()];
+                    let mut dqkv = par_zeroed(qkv.len());
                     let out = GradTargets::fused(&mut dqkv, dims.c);
                     let src = Sources::fused(qkv, dims.c);
                     backward(&src, dy, &lse, dims, self.spec, &self.lengths, &out);
@@ -431,7 +430,7 @@ fn forward<T: Float>(
     lengths: &[usize],
 ) -> (Vec<T>, Vec<f64>) {
     let Dims { b, t, c, h, d, .. } = dims;
-    let mut y = vec![T::zero(); b * t * c];
+    let mut y: Vec<T> = par_zeroed(b * t * c);
     let mut lse = vec![0.0f64; b * h * t];
     let (y_ptr, lse_ptr) = (SharedMut(y.as_mut_ptr()), SharedMut(lse.as_mut_ptr()));
     let scale = T::from_f64(1.0 / (d as f64).sqrt());

@@ -4,7 +4,10 @@
 //! item (`[batch, dim]`): DiT's adaptive LayerNorm, `norm(x)·(1 + scale) +
 //! shift` with a scale and shift for each picture, is then one op.
 
-use super::{contiguous, math, par_written, tensor_from, with_float, with_slice, Float, SharedMut};
+use super::{
+    contiguous, math, par_written, par_zeroed, tensor_from, with_float, with_slice, Float,
+    SharedMut,
+};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
@@ -160,7 +163,7 @@ fn backward<T: Float>(
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = x.len() / c;
     let groups = Groups::of(rows, w.len() / c);
-    let mut dx = vec![T::zero(); x.len()];
+    let mut dx = par_zeroed(x.len());
     // Each task returns the weight and bias gradients of the groups its rows
     // belong to (one, or a few where it crosses a group boundary).
     let partial: Vec<Vec<GroupSums<T>>> = dx

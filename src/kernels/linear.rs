@@ -298,16 +298,14 @@ impl Linear {
         let gated;
         let du: &[T] = match pre {
             Some(u) => {
-                let mut g = vec![T::zero(); dy.len()];
-                g.par_chunks_mut(rows)
-                    .zip(dy.par_chunks(rows))
-                    .zip(u.par_chunks(rows))
-                    .for_each(|((g, dy), u)| {
-                        for i in 0..g.len() {
-                            g[i] = dy[i] * gelu_grad(u[i]);
+                // SAFETY: each part is written element by element.
+                gated = unsafe {
+                    par_written(dy.len(), rows, |start, g| {
+                        for ((g, &dy), &u) in g.iter_mut().zip(&dy[start..]).zip(&u[start..]) {
+                            g.write(dy * gelu_grad(u));
                         }
-                    });
-                gated = g;
+                    })
+                };
                 &gated
             }
             None => dy,

@@ -161,6 +161,19 @@ unsafe fn par_written<T: Float>(
     v
 }
 
+/// `len` zeros, written in parallel (`vec![0; len]` zeroes on one thread
+/// while the other cores wait).
+fn par_zeroed<T: Float>(len: usize) -> Vec<T> {
+    // SAFETY: every element of every part is written.
+    unsafe {
+        par_written(len, 1 << 15, |_, part| {
+            part.iter_mut().for_each(|o| {
+                o.write(T::zero());
+            })
+        })
+    }
+}
+
 /// A tensor of `shape` on the CPU holding `values`.
 fn tensor_from<T: Float>(values: Vec<T>, shape: impl Into<Shape>) -> candle_core::Result<Tensor> {
     Tensor::from_vec(values, shape, &candle_core::Device::Cpu)
