@@ -2,7 +2,7 @@
 //! one pass forward (rows in parallel) and one backward; the backward pass
 //! writes `(softmax − one_hot) / n` straight from the saved log-sum-exp.
 
-use super::{contiguous, par_zeroed, tensor_from, with_float, with_slice};
+use super::{contiguous, par_written, tensor_from, with_float, with_slice};
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
@@ -95,14 +95,19 @@ impl CustomOp2 for CrossEntropy {
         with_float!(logits.dtype(), "cross_entropy", T => {
             let g = grad.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()? / n as f64;
             with_slice::<T, _>(logits, "cross_entropy", |x| {
-                let mut dx = par_zeroed(x.len());
-                dx.par_chunks_mut(vocab).zip(x.par_chunks(vocab)).enumerate().for_each(|(r, (dx, x))| {
-                    let (lse, g) = (T::from_f64(lse[r]), T::from_f64(g));
-                    for (d, &v) in dx.iter_mut().zip(x) {
-                        *d = (v - lse).exp() * g;
-                    }
-                    dx[targets[r] as usize] -= g;
-                });
+                // SAFETY: each part is one row, every element of it written
+                // before the target's is read back.
+                let dx: Vec<T> = unsafe {
+                    par_written(x.len(), vocab, |start, dx| {
+                        let r = start / vocab;
+                        let (lse, g) = (T::from_f64(lse[r]), T::from_f64(g));
+                        for (d, &v) in dx.iter_mut().zip(&x[start..]) {
+                            d.write((v - lse).exp() * g);
+                        }
+                        let target = &mut dx[targets[r] as usize];
+                        target.write(target.assume_init_read() - g);
+                    })
+                };
                 Ok((Some(tensor_from(dx, logits.shape().clone())?), None))
             })
         })
