@@ -254,7 +254,7 @@ fn min_snr_weight_scales_the_clean_image_error() {
     }
 }
 
-/// The loss-weighting settings refuse negative values by name.
+/// The loss-weighting and timestep settings refuse bad values by name.
 #[test]
 fn negative_loss_weighting_is_refused() {
     let mut config = seer::train::ImageTrainConfig::preset("tiny").unwrap();
@@ -266,5 +266,9 @@ fn negative_loss_weighting_is_refused() {
     let err = config.validate().unwrap_err().to_string();
     assert!(err.contains("logit_normal_std"), "{err}");
     config.logit_normal_std = 1.0;
+    config.timestep_shift = 0.0;
+    let err = config.validate().unwrap_err().to_string();
+    assert!(err.contains("timestep_shift"), "{err}");
+    config.timestep_shift = 3.0;
     config.validate().unwrap();
 }

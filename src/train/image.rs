@@ -363,7 +363,14 @@ pub(crate) fn diffusion_loss(
         features.detach()
     };
     let t: Vec<usize> = (0..b)
-        .map(|_| training_timestep(schedule.len(), config.logit_normal_std, &mut rng))
+        .map(|_| {
+            training_timestep(
+                schedule.len(),
+                config.logit_normal_std,
+                config.timestep_shift,
+                &mut rng,
+            )
+        })
         .collect();
     let count = pairs.images.elem_count();
     let noise: Vec<f32> = (0..count)
@@ -387,15 +394,22 @@ pub(crate) fn diffusion_loss(
     Ok((per_picture * weights)?.mean_all()?)
 }
 
-/// A training timestep below `len`: uniform when `logit_normal_std` is 0,
-/// else `len·sigmoid(u)` with `u ~ N(0, logit_normal_std)`.
-fn training_timestep(len: usize, logit_normal_std: f64, rng: &mut impl Rng) -> usize {
-    if logit_normal_std <= 0.0 {
+/// A training timestep below `len`: a fraction of the schedule drawn
+/// uniformly when `logit_normal_std` is 0, else as `sigmoid(u)` with
+/// `u ~ N(0, logit_normal_std)`; then moved towards the noisy end by `shift`
+/// (`f ↦ shift·f / (1 + (shift − 1)·f)`, none at 1).
+fn training_timestep(len: usize, logit_normal_std: f64, shift: f64, rng: &mut impl Rng) -> usize {
+    if logit_normal_std <= 0.0 && shift == 1.0 {
         return rng.random_range(0..len);
     }
-    let u: f64 = StandardNormal.sample(rng);
-    let fraction = 1.0 / (1.0 + (-u * logit_normal_std).exp());
-    ((fraction * len as f64) as usize).min(len - 1)
+    let fraction = if logit_normal_std <= 0.0 {
+        rng.random::<f64>()
+    } else {
+        let u: f64 = StandardNormal.sample(rng);
+        1.0 / (1.0 + (-u * logit_normal_std).exp())
+    };
+    let shifted = shift * fraction / (1.0 + (shift - 1.0) * fraction);
+    ((shifted * len as f64) as usize).min(len - 1)
 }
 
 #[cfg(test)]
@@ -411,7 +425,7 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let share = |std: f64, rng: &mut rand::rngs::StdRng| {
             let draws: Vec<usize> = (0..20_000)
-                .map(|_| training_timestep(1000, std, rng))
+                .map(|_| training_timestep(1000, std, 1.0, rng))
                 .collect();
             assert!(draws.iter().all(|&t| t < 1000));
             draws.iter().filter(|&&t| (250..750).contains(&t)).count() as f64 / 20_000.0
@@ -420,5 +434,25 @@ mod tests {
         assert!((middle - 0.728).abs() < 0.015, "logit-normal: {middle}");
         let uniform = share(0.0, &mut rng);
         assert!((uniform - 0.5).abs() < 0.015, "uniform: {uniform}");
+    }
+
+    /// A shift of 3 makes the noisiest timesteps three times as frequent:
+    /// `3f / (1 + 2f) ≥ 3/4` exactly when `f ≥ 1/2`, so half of the draws
+    /// fall in the noisiest quarter (a quarter without the shift), and
+    /// `≤ 1/4` when `f ≤ 1/10`.
+    #[test]
+    fn shifted_timesteps_favour_the_noisy_end() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let draws: Vec<usize> = (0..20_000)
+            .map(|_| training_timestep(1000, 0.0, 3.0, &mut rng))
+            .collect();
+        assert!(draws.iter().all(|&t| t < 1000));
+        let share = |range: std::ops::Range<usize>| {
+            draws.iter().filter(|&&t| range.contains(&t)).count() as f64 / 20_000.0
+        };
+        let noisy = share(750..1000);
+        assert!((noisy - 0.5).abs() < 0.015, "noisiest quarter: {noisy}");
+        let clean = share(0..250);
+        assert!((clean - 0.1).abs() < 0.01, "cleanest quarter: {clean}");
     }
 }

@@ -67,12 +67,26 @@ pub struct ImageTrainConfig {
     /// this `s`; 0 draws them uniformly.
     #[serde(default)]
     pub logit_normal_std: f64,
+    /// Training timesteps moved towards the noisy end: a drawn fraction `f`
+    /// of the schedule becomes `s·f / (1 + (s − 1)·f)` for this `s`, which
+    /// makes the noisiest timesteps `s` times as frequent and the cleanest
+    /// `s` times as rare (SD3's timestep shift, here applied to training
+    /// only); 1 leaves them as drawn. The noisy end is where a sample
+    /// commits to its layout, so it is where the caption's word for a
+    /// place can act.
+    #[serde(default = "no_shift")]
+    pub timestep_shift: f64,
     /// Seed of initialisation and data.
     pub seed: u64,
     /// Log the loss every this many steps.
     pub log_interval: u64,
     /// Save the model every this many stage-2 steps.
     pub checkpoint_interval: u64,
+}
+
+/// The default [`ImageTrainConfig::timestep_shift`]: timesteps as drawn.
+fn no_shift() -> f64 {
+    1.0
 }
 
 /// Names of the built-in image presets, with what they are.
@@ -155,6 +169,7 @@ impl ImageTrainConfig {
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,
+            timestep_shift: 1.0,
             seed: 1337,
             log_interval: 50,
             checkpoint_interval: 500,
@@ -252,6 +267,12 @@ impl ImageTrainConfig {
                     "{name} must be 0 (off) or positive, not {value}"
                 )));
             }
+        }
+        if !(self.timestep_shift > 0.0 && self.timestep_shift.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "timestep_shift must be positive (1 leaves timesteps unshifted), not {}",
+                self.timestep_shift
+            )));
         }
         for (name, stage) in [("clip", &self.clip), ("diffusion", &self.diffusion)] {
             if stage.batch_size < 2 || stage.lr <= 0.0 {
