@@ -41,7 +41,8 @@ pub struct Args {
 }
 
 /// The shapes model built into seer: every file of the folder that
-/// `seer train image --data shapes --preset shapes` wrote.
+/// `seer train image --data shapes --preset shapes` wrote (with the
+/// settings and continuations BENCHMARKS.md records).
 const SHAPES_MODEL: [(&str, &[u8]); 10] = [
     (
         "model_index.json",
