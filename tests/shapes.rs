@@ -113,6 +113,36 @@ fn descriptions_are_true_of_their_scenes_and_false_of_others() {
 }
 
 #[test]
+fn a_quarter_of_single_object_captions_name_no_colour() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let (mut single, mut colourless, mut bare) = (0, 0, 0);
+    while single < 4000 {
+        let scene = Scene::sample(&mut rng);
+        let description = Description::of(&scene, &mut rng);
+        if let [item] = description.items.as_slice() {
+            if item.count == 1 {
+                single += 1;
+                colourless += usize::from(item.colour.is_none());
+                // The single-object benchmark's form: "a circle", no more.
+                bare += usize::from(
+                    item.colour.is_none() && item.size.is_none() && item.cell.is_none(),
+                );
+            }
+        }
+    }
+    let share = colourless as f64 / single as f64;
+    assert!(
+        (0.22..0.28).contains(&share),
+        "{colourless} of {single} colourless"
+    );
+    let bare_share = bare as f64 / single as f64;
+    assert!(
+        (0.045..0.08).contains(&bare_share),
+        "{bare} of {single} bare"
+    );
+}
+
+#[test]
 fn descriptions_judge_colour_binding_and_relations() {
     let object = |colour, shape, row, col| Object {
         colour,

@@ -7,6 +7,11 @@
 use super::{Cell, Colour, Object, Scene, ShapeKind, Size};
 use rand::Rng;
 
+/// Share of single-object captions that leave the colour out ("a circle",
+/// "a small square in the center"): enough that a prompt naming only a
+/// shape is something the models have seen often, not a rarity to guess at.
+const COLOURLESS_SINGLE: f64 = 0.25;
+
 /// Objects of one shape (and colour, size or cell where given), `count` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Item {
@@ -81,7 +86,7 @@ impl Description {
             [one] => {
                 let size = rng.random_bool(0.5).then_some(one.size);
                 let cell = rng.random_bool(0.5).then_some(one.cell);
-                let colour = (!rng.random_bool(0.05)).then_some(one.colour);
+                let colour = (!rng.random_bool(COLOURLESS_SINGLE)).then_some(one.colour);
                 Description {
                     items: vec![item(one, 1, colour, size, cell)],
                     relation: None,
