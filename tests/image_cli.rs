@@ -202,6 +202,8 @@ fn copy(from: &Path, to: &Path) {
 
 #[test]
 fn eval_prints_the_clip_scores_and_the_category_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = dir.path().join("examples.png");
     let out = seer(&[
         "eval",
         "image",
@@ -213,8 +215,20 @@ fn eval_prints_the_clip_scores_and_the_category_table() {
         "40",
         "--steps",
         "3",
+        "--examples",
+        examples.to_str().unwrap(),
     ]);
     assert_eq!(out.code, 0, "{}", out.stderr);
+    // One row of pictures per category, as many as were judged (two).
+    let grid = image::open(&examples).unwrap();
+    let side = grid.width().div_ceil(2) - 1;
+    assert_eq!(
+        grid.height(),
+        6 * (side + 2) - 2,
+        "{}x{}",
+        grid.width(),
+        grid.height()
+    );
     for line in [
         "text→image recall@1",
         "hard negatives",

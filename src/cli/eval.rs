@@ -5,12 +5,16 @@
 
 use seer::data::grid;
 use seer::data::mnist::Mnist;
+use seer::data::shapes::Category;
 use seer::diffusion::SamplerKind;
 use seer::eval::{evaluate_clip, evaluate_digits, evaluate_images, ClipReport, DigitClassifier};
 use seer::generate::ImageOptions;
 use seer::model::ImageModel;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// Pictures per category in the `--examples` grid.
+const EXAMPLES_PER_CATEGORY: usize = 8;
 
 /// What `seer eval` scores.
 #[derive(clap::Subcommand)]
@@ -55,7 +59,8 @@ pub struct ImageArgs {
     /// Seed of the starting noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write a grid of the first pictures of each category here.
+    /// Write a grid of the first pictures of each category here (shapes: a
+    /// row of up to eight per category, in report order; MNIST: a row per digit).
     #[arg(long)]
     examples: Option<PathBuf>,
     /// Print the report as JSON.
@@ -99,21 +104,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         seed: args.seed,
     };
     let started = std::time::Instant::now();
-    let mut shown = Vec::new();
+    let per_row = args.per_category.clamp(1, EXAMPLES_PER_CATEGORY);
+    let mut shown: Vec<Vec<image::RgbImage>> = vec![Vec::new(); Category::ALL.len()];
     let report = evaluate_images(
         &model,
         args.per_category,
         0x9e7e,
         &options,
-        |_, _, picture, _| {
-            if shown.len() < 64 {
-                shown.push(picture.clone());
+        |category, _, picture, _| {
+            let row = &mut shown[category as usize];
+            if row.len() < per_row {
+                row.push(picture.clone());
             }
         },
     )?;
     let images_s = started.elapsed().as_secs_f64();
     if let Some(path) = &args.examples {
-        let bytes = super::generate_image::encode_png(&grid(&shown, 8))?;
+        let bytes = super::generate_image::encode_png(&grid(&shown.concat(), per_row))?;
         seer::atomic::write_atomic(path, &bytes)?;
     }
     if args.json {
