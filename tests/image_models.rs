@@ -46,6 +46,7 @@ fn dit_config() -> DitConfig {
         heads: 2,
         context_dim: 8,
         pooled_dim: 4,
+        caption_window: 2,
     }
 }
 

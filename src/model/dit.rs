@@ -11,7 +11,7 @@ use super::component::{load_component, save_component};
 use super::TextFeatures;
 use crate::nn::{
     grid_embedding, modulated_norm, timestep_embedding, AdaLn, Conditioning, DitBlock, Init,
-    Linear, ParamSource, Params, PatchIo,
+    Linear, NeighbourMix, ParamSource, Params, PatchIo,
 };
 use crate::{Error, Result};
 use candle_core::{DType, Device, Tensor};
@@ -45,6 +45,12 @@ pub struct DitConfig {
     pub context_dim: usize,
     /// Width of the caption's pooled embedding.
     pub pooled_dim: usize,
+    /// Caption tokens on either side whose states each token state also
+    /// takes in (a learned map, starting at zero) before the blocks
+    /// cross-attend to them, so a noun's state carries its adjectives
+    /// (0: the text encoder's states as they are).
+    #[serde(default)]
+    pub caption_window: usize,
 }
 
 /// The diffusion Transformer.
@@ -55,6 +61,7 @@ pub struct Dit {
     time_in: Linear,
     time_out: Linear,
     caption_in: Linear,
+    caption_mix: Option<NeighbourMix>,
     blocks: Vec<DitBlock>,
     final_adaln: AdaLn,
     params: Params,
@@ -110,6 +117,14 @@ impl Dit {
                 true,
                 Init::Normal(0.02),
             )?,
+            caption_mix: match config.caption_window {
+                0 => None,
+                window => Some(NeighbourMix::new(
+                    &p.pp("caption_mix"),
+                    config.context_dim,
+                    window,
+                )?),
+            },
             blocks: (0..config.layers)
                 .map(|i| DitBlock::new(&p.pp("h").pp(i), c, config.heads, config.context_dim))
                 .collect::<Result<Vec<_>>>()?,
@@ -151,9 +166,13 @@ impl Dit {
             .time_out
             .forward(&self.time_in.forward(&time)?.silu()?)?;
         let vector = (time + self.caption_in.forward(&caption.pooled)?)?;
+        let context = match &self.caption_mix {
+            Some(mix) => mix.forward(&caption.states, &caption.lengths)?,
+            None => caption.states.clone(),
+        };
         let cond = Conditioning {
             vector: &vector,
-            context: &caption.states,
+            context: &context,
             lengths: &caption.lengths,
         };
         let mut h = tokens;

@@ -149,6 +149,7 @@ impl ImageTrainConfig {
                 heads: 4,
                 context_dim: text_width,
                 pooled_dim: embed,
+                caption_window: 0,
             },
             scheduler: SchedulerConfig {
                 beta_schedule: BetaSchedule::Cosine,
