@@ -357,11 +357,18 @@ pub(crate) fn diffusion_loss(
     let context = model.text_encoder.config().context_length;
     let ids = batch_ids(&model.tokenizer, &pairs.captions, context, |i| dropped[i])?;
     let features = model.text_encoder.encode(&ids, &mut Mode::Eval)?;
-    let features = if config.finetune_text_encoder {
+    let mut features = if config.finetune_text_encoder {
         features
     } else {
         features.detach()
     };
+    if config.pooled_dropout > 0.0 {
+        let kept: Vec<f32> = (0..b)
+            .map(|_| f32::from(!rng.random_bool(config.pooled_dropout) as u8))
+            .collect();
+        let kept = Tensor::from_vec(kept, (b, 1), &device)?.to_dtype(features.pooled.dtype())?;
+        features.pooled = features.pooled.broadcast_mul(&kept)?;
+    }
     let t: Vec<usize> = (0..b)
         .map(|_| {
             training_timestep(
@@ -414,8 +421,72 @@ fn training_timestep(len: usize, logit_normal_std: f64, shift: f64, rng: &mut im
 
 #[cfg(test)]
 mod tests {
-    use super::training_timestep;
+    use super::{diffusion_loss, training_timestep, ImageTrainOptions};
+    use crate::data::PairSource;
+    use crate::diffusion::NoiseSchedule;
+    use crate::model::{Dit, ImageEncoder, ImageModel, TextEncoder};
+    use crate::tokenize::train_bpe;
+    use crate::train::ImageTrainConfig;
+    use candle_core::{DType, Device};
     use rand::SeedableRng;
+
+    /// The squared gradient of the denoiser's pooled-caption input layer
+    /// after one tiny step with `pooled_dropout`.
+    fn pooled_input_gradient(pooled_dropout: f64) -> f64 {
+        let device = Device::Cpu;
+        let mut config = ImageTrainConfig::preset("tiny").unwrap();
+        config.pooled_dropout = pooled_dropout;
+        config.finetune_text_encoder = true;
+        let source = PairSource::Shapes { side: 16 };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let tokenizer = train_bpe(&source.caption_corpus(200, &mut rng), 300).unwrap();
+        let mut text_config = config.text_encoder.clone();
+        text_config.vocab_size = tokenizer.vocab_size();
+        let dit = Dit::new(&config.denoiser, 3, DType::F32, &device).unwrap();
+        // Off the zero initialisation, where adaLN-Zero passes no gradient
+        // to the conditioning at all.
+        for (_, var) in dit.params().iter() {
+            let noise = var.as_tensor().randn_like(0.0, 0.1).unwrap();
+            var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
+        }
+        let model = ImageModel {
+            tokenizer,
+            text_encoder: TextEncoder::new(&text_config, 1, DType::F32, &device).unwrap(),
+            image_encoder: ImageEncoder::new(&config.image_encoder, 2, DType::F32, &device)
+                .unwrap(),
+            denoiser: None,
+            schedule: NoiseSchedule::new(config.scheduler.clone()).unwrap(),
+        };
+        let options = ImageTrainOptions {
+            config,
+            source,
+            out: std::env::temp_dir(),
+            text_encoder: None,
+            continue_denoiser: false,
+            progress: false,
+            clip_only: false,
+        };
+        let grads = diffusion_loss(&model, &dit, &options, 0)
+            .unwrap()
+            .backward()
+            .unwrap();
+        let weight = dit.params().get("caption_in.weight").unwrap();
+        let grad = grads.get(weight.as_tensor()).unwrap();
+        grad.sqr()
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap() as f64
+    }
+
+    /// With every pooled embedding dropped the denoiser learns nothing
+    /// through its pooled-caption input; with none dropped it does.
+    #[test]
+    fn dropped_pooled_captions_reach_the_denoiser_only_through_cross_attention() {
+        assert_eq!(pooled_input_gradient(1.0), 0.0);
+        assert!(pooled_input_gradient(0.0) > 0.0);
+    }
 
     /// Logit-normal timesteps stay in range and gather in the middle of the
     /// schedule: with s = 1, P(|u| < ln 3) ≈ 72.8% fall in [T/4, 3T/4),

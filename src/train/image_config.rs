@@ -54,6 +54,16 @@ pub struct ImageTrainConfig {
     /// Share of captions replaced by the empty caption in stage 2, so that
     /// classifier-free guidance has an unconditional model to push against.
     pub caption_dropout: f64,
+    /// Share of training pictures whose denoiser sees the caption only
+    /// through cross-attention, its pooled embedding zeroed. The pooled
+    /// vector is a bag of words that modulates every patch alike, yet it is
+    /// the easy path: a denoiser trained with it always learns to ignore
+    /// its cross-attention (zeroing every cross-attention output changed
+    /// the shipped model's scores by noise), and then cannot say which
+    /// colour goes with which shape. Dropping it makes the token states
+    /// carry the caption too.
+    #[serde(default)]
+    pub pooled_dropout: f64,
     /// Whether stage 2 also trains the text encoder (default: frozen).
     pub finetune_text_encoder: bool,
     /// Min-SNR-γ loss weighting (Hang et al., 2023): each picture's error
@@ -167,6 +177,7 @@ impl ImageTrainConfig {
             },
             ema_decay: 0.999,
             caption_dropout: 0.1,
+            pooled_dropout: 0.0,
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,
@@ -252,6 +263,12 @@ impl ImageTrainConfig {
             return Err(Error::Invalid(
                 "denoiser.context_dim and pooled_dim must equal the text encoder's width and embed_dim".into(),
             ));
+        }
+        if !(0.0..=1.0).contains(&self.pooled_dropout) {
+            return Err(Error::Invalid(format!(
+                "pooled_dropout must be in [0, 1], not {}",
+                self.pooled_dropout
+            )));
         }
         if !(0.0..1.0).contains(&self.caption_dropout) {
             return Err(Error::Invalid(format!(
