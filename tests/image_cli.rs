@@ -371,6 +371,26 @@ fn training_continues_from_a_saved_model() {
         std::fs::read(out.join("tokenizer/tokenizer.json")).unwrap(),
         std::fs::read(model().join("tokenizer/tokenizer.json")).unwrap()
     );
+    // A wider caption window in --config adds a caption mix that starts at
+    // zero: the denoiser grows, and still starts where the first run ended.
+    let wider = dir.path().join("wider.toml");
+    std::fs::write(&wider, "[denoiser]\ncaption_window = 1\n").unwrap();
+    let grown = continued(&[
+        "--iters",
+        "10",
+        "--quiet",
+        "--overwrite",
+        "--config",
+        wider.to_str().unwrap(),
+    ]);
+    assert_eq!(grown.code, 0, "{}", grown.stderr);
+    let config = std::fs::read_to_string(out.join("denoiser/config.json")).unwrap();
+    assert!(config.contains("\"caption_window\": 1"), "{config}");
+    assert!(
+        first_loss(&out) < 0.8 * before,
+        "grown: {}",
+        first_loss(&out)
+    );
     let both = continued(&["--text-encoder", from, "--overwrite"]);
     assert_eq!(both.code, 2, "a usage error: {}", both.stderr);
     assert!(both.stderr.contains("--text-encoder"), "{}", both.stderr);

@@ -138,6 +138,32 @@ impl Dit {
         })
     }
 
+    /// A denoiser of `config` that holds this one's parameters where names
+    /// agree, the rest drawn from `seed` as a new model's are: a caption mix
+    /// added to a trained denoiser starts at zero, so it changes nothing
+    /// until trained.
+    pub fn extended(&self, config: &DitConfig, seed: u64) -> Result<Self> {
+        let first = self.params.iter().next().map(|(_, v)| v.as_tensor());
+        let (dtype, device) = first
+            .map(|t| (t.dtype(), t.device().clone()))
+            .unwrap_or((DType::F32, Device::Cpu));
+        let grown = Self::new(config, seed, dtype, &device)?;
+        for (name, var) in self.params.iter() {
+            let target = grown.params.get(name).ok_or_else(|| {
+                Error::Invalid(format!("denoiser: the new shape has no parameter '{name}'"))
+            })?;
+            if target.dims() != var.dims() {
+                return Err(Error::Invalid(format!(
+                    "denoiser: parameter '{name}' is {:?}, the new shape needs {:?}",
+                    var.dims(),
+                    target.dims()
+                )));
+            }
+            target.set(var.as_tensor())?;
+        }
+        Ok(grown)
+    }
+
     /// The denoiser's shape.
     pub fn config(&self) -> &DitConfig {
         &self.config

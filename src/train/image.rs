@@ -128,10 +128,22 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
     let (live, average) = match (&options.text_encoder, options.continue_denoiser) {
         (Some(dir), true) => {
             let denoiser = dir.join("denoiser");
-            (
+            let (live, average) = (
                 Dit::load(&denoiser, &device)?,
                 Dit::load(&denoiser, &device)?,
-            )
+            );
+            // A wider caption window in the run's config adds a caption mix.
+            let mut grown = live.config().clone();
+            grown.caption_window = grown.caption_window.max(config.denoiser.caption_window);
+            if grown == *live.config() {
+                (live, average)
+            } else {
+                let seed = mix(&[config.seed, 3]);
+                (
+                    live.extended(&grown, seed)?,
+                    average.extended(&grown, seed)?,
+                )
+            }
         }
         (None, true) => {
             return Err(Error::Invalid(
