@@ -479,3 +479,61 @@ fn an_image_models_caption_tokens_and_embedding_can_be_inspected() {
     assert_eq!(nearest.len(), 10);
     assert!(nearest.iter().all(|n| n["token"] != " red"), "{json}");
 }
+
+#[test]
+fn caption_contexts_compare_position_by_position() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes-model");
+    let model = model.to_str().unwrap();
+    let compare = |a: &str, b: &str| seer(&["inspect", "context", "-m", model, a, b, "--json"]);
+    let same = compare("a red circle", "a red circle");
+    assert_eq!(same.code, 0, "{}", same.stderr);
+    let json: serde_json::Value = serde_json::from_str(&same.stdout).unwrap();
+    let cosines = |key: &str| -> Vec<f64> {
+        json[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    // "a", "red", "circle" and the end-of-text token, identical in both.
+    assert_eq!(cosines("encoder").len(), 4, "{json}");
+    assert!(cosines("encoder").iter().all(|c| (c - 1.0).abs() < 1e-5));
+    assert!(cosines("denoiser").iter().all(|c| (c - 1.0).abs() < 1e-5));
+    assert!((json["pooled"].as_f64().unwrap() - 1.0).abs() < 1e-5);
+    let swapped = compare("a red circle", "a blue circle");
+    let json: serde_json::Value = serde_json::from_str(&swapped.stdout).unwrap();
+    let encoder: Vec<f64> = json["encoder"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    // The colour words differ more than the shared "circle" does.
+    assert!(encoder[1] < encoder[2], "{json}");
+    assert_eq!(json["tokens_b"][1], "Ġblue", "{json}");
+    let table = seer(&[
+        "inspect",
+        "context",
+        "-m",
+        model,
+        "a red circle",
+        "a blue circle",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("pooled embedding: cosine"),
+        "{}",
+        table.stdout
+    );
+    let uneven = seer(&[
+        "inspect",
+        "context",
+        "-m",
+        model,
+        "a red circle",
+        "a circle",
+    ]);
+    assert_eq!(uneven.code, 1);
+    assert!(uneven.stderr.contains("same length"), "{}", uneven.stderr);
+}

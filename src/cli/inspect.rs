@@ -31,6 +31,9 @@ enum View {
     Embed(EmbedArgs),
     /// The denoising path of text to image, from noise to picture, as one strip.
     Denoise(DenoiseArgs),
+    /// How much each caption token's state depends on its context: two
+    /// captions of the same length, their states compared position by position.
+    Context(ContextArgs),
 }
 
 /// The `--model` of the views that run a GPT.
@@ -137,6 +140,20 @@ struct EmbedArgs {
 }
 
 #[derive(clap::Args)]
+struct ContextArgs {
+    /// Image model folder made by `seer train image`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// A caption.
+    a: String,
+    /// Another caption of as many tokens (e.g. with the colours swapped).
+    b: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
 struct DenoiseArgs {
     /// Image model folder made by `seer train image`.
     #[arg(short, long)]
@@ -173,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         View::Attention(a) => attention(a),
         View::Embed(a) => embed(a),
         View::Denoise(a) => denoise(a),
+        View::Context(a) => context(a),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -463,5 +481,37 @@ fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
         shown.join(", "),
         args.out.display()
     );
+    Ok(())
+}
+
+fn context(args: ContextArgs) -> anyhow::Result<()> {
+    let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
+    let c = inspect::compare_contexts(&model, &args.a, &args.b)?;
+    if args.json {
+        print_json(&c);
+        return Ok(());
+    }
+    // Without a caption mix the denoiser reads the encoder's states as they are.
+    let window = model
+        .denoiser
+        .as_ref()
+        .map_or(0, |d| d.config().caption_window);
+    let mixed = c.denoiser.as_ref().filter(|_| window > 0);
+    println!("cosine between the two captions' token states, position by position");
+    let header = if mixed.is_some() {
+        "  denoiser (after its caption mix)"
+    } else {
+        ""
+    };
+    println!("{:<16} {:<16} {:>8}{header}", "first", "second", "encoder");
+    for (k, cos) in c.encoder.iter().enumerate() {
+        let (a, b) = (
+            inspect::visible(&c.tokens_a[k]),
+            inspect::visible(&c.tokens_b[k]),
+        );
+        let after = mixed.map_or(String::new(), |d| format!("  {:>8.4}", d[k]));
+        println!("{a:<16} {b:<16} {cos:>8.4}{after}");
+    }
+    println!("pooled embedding: cosine {:.4}", c.pooled);
     Ok(())
 }

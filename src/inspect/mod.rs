@@ -1,10 +1,12 @@
 //! Inspection: each step of "how it works" turned into something to look
 //! at. How text splits into tokens, the next-token distribution, the
 //! attention maps of every layer and head, the geometry of the token
-//! embedding, and the denoising path of text to image; as data (serde, for
+//! embedding, how much a caption token's state depends on its context, and
+//! the denoising path of text to image; as data (serde, for
 //! `--json`) and as pictures.
 
 mod attention;
+mod context;
 mod denoise;
 mod embed;
 mod next;
@@ -12,6 +14,7 @@ mod pictures;
 mod tokens;
 
 pub use attention::{attention_maps, Attended, AttentionMaps};
+pub use context::{compare_contexts, ContextComparison};
 pub use denoise::{denoise_frames, denoise_strip, shown_steps, DenoiseFrame};
 pub use embed::{parse_analogy, pca_2d, EmbeddingSpace, Neighbour, Term, WordVector};
 pub use next::{next_token_probs, next_tokens, prompt_ids, NextToken, NextTokens};

@@ -174,6 +174,15 @@ impl Dit {
         &self.params
     }
 
+    /// The caption states the blocks cross-attend to: the text encoder's,
+    /// after the caption mix when there is one.
+    pub fn caption_context(&self, caption: &TextFeatures) -> Result<Tensor> {
+        match &self.caption_mix {
+            Some(mix) => mix.forward(&caption.states, &caption.lengths),
+            None => Ok(caption.states.clone()),
+        }
+    }
+
     /// The prediction for noisy images `x` (`[batch, channels, side, side]`)
     /// at timesteps `t` (one per image), given the captions' features.
     pub fn forward(&self, x: &Tensor, t: &[f32], caption: &TextFeatures) -> Result<Tensor> {
@@ -192,10 +201,7 @@ impl Dit {
             .time_out
             .forward(&self.time_in.forward(&time)?.silu()?)?;
         let vector = (time + self.caption_in.forward(&caption.pooled)?)?;
-        let context = match &self.caption_mix {
-            Some(mix) => mix.forward(&caption.states, &caption.lengths)?,
-            None => caption.states.clone(),
-        };
+        let context = self.caption_context(caption)?;
         let cond = Conditioning {
             vector: &vector,
             context: &context,
