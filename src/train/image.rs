@@ -413,6 +413,49 @@ pub(crate) fn diffusion_loss(
     Ok((per_picture * weights)?.mean_all()?)
 }
 
+/// A stage-2 run of `config` on the shapes world, ready for its first step:
+/// a caption tokenizer trained on `captions` captions, fresh encoders, and a
+/// fresh denoiser (`config.seed`'s, as `seer train image` draws it).
+pub(crate) fn fresh_stage_two(
+    config: &ImageTrainConfig,
+    captions: usize,
+) -> Result<(ImageModel, Dit, ImageTrainOptions)> {
+    let device = Device::Cpu;
+    let source = PairSource::Shapes {
+        side: config.image_size as u32,
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+    let tokenizer = train_bpe(
+        &source.caption_corpus(captions, &mut rng),
+        config.vocab_size,
+    )?;
+    let mut text_config = config.text_encoder.clone();
+    text_config.vocab_size = tokenizer.vocab_size();
+    let dit = Dit::new(
+        &config.denoiser,
+        mix(&[config.seed, 3]),
+        DType::F32,
+        &device,
+    )?;
+    let model = ImageModel {
+        tokenizer,
+        text_encoder: TextEncoder::new(&text_config, 1, DType::F32, &device)?,
+        image_encoder: ImageEncoder::new(&config.image_encoder, 2, DType::F32, &device)?,
+        denoiser: None,
+        schedule: NoiseSchedule::new(config.scheduler.clone())?,
+    };
+    let options = ImageTrainOptions {
+        config: config.clone(),
+        source,
+        out: std::env::temp_dir(),
+        text_encoder: None,
+        continue_denoiser: false,
+        progress: false,
+        clip_only: false,
+    };
+    Ok((model, dit, options))
+}
+
 /// A training timestep below `len`: a fraction of the schedule drawn
 /// uniformly when `logit_normal_std` is 0, else as `sigmoid(u)` with
 /// `u ~ N(0, logit_normal_std)`; then moved towards the noisy end by `shift`
@@ -433,51 +476,23 @@ fn training_timestep(len: usize, logit_normal_std: f64, shift: f64, rng: &mut im
 
 #[cfg(test)]
 mod tests {
-    use super::{diffusion_loss, training_timestep, ImageTrainOptions};
-    use crate::data::PairSource;
-    use crate::diffusion::NoiseSchedule;
-    use crate::model::{Dit, ImageEncoder, ImageModel, TextEncoder};
-    use crate::tokenize::train_bpe;
+    use super::{diffusion_loss, fresh_stage_two, training_timestep};
     use crate::train::ImageTrainConfig;
-    use candle_core::{DType, Device};
     use rand::SeedableRng;
 
     /// The squared gradient of the denoiser's pooled-caption input layer
     /// after one tiny step with `pooled_dropout`.
     fn pooled_input_gradient(pooled_dropout: f64) -> f64 {
-        let device = Device::Cpu;
         let mut config = ImageTrainConfig::preset("tiny").unwrap();
         config.pooled_dropout = pooled_dropout;
         config.finetune_text_encoder = true;
-        let source = PairSource::Shapes { side: 16 };
-        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
-        let tokenizer = train_bpe(&source.caption_corpus(200, &mut rng), 300).unwrap();
-        let mut text_config = config.text_encoder.clone();
-        text_config.vocab_size = tokenizer.vocab_size();
-        let dit = Dit::new(&config.denoiser, 3, DType::F32, &device).unwrap();
+        let (model, dit, options) = fresh_stage_two(&config, 200).unwrap();
         // Off the zero initialisation, where adaLN-Zero passes no gradient
         // to the conditioning at all.
         for (_, var) in dit.params().iter() {
             let noise = var.as_tensor().randn_like(0.0, 0.1).unwrap();
             var.set(&(var.as_tensor() + noise).unwrap()).unwrap();
         }
-        let model = ImageModel {
-            tokenizer,
-            text_encoder: TextEncoder::new(&text_config, 1, DType::F32, &device).unwrap(),
-            image_encoder: ImageEncoder::new(&config.image_encoder, 2, DType::F32, &device)
-                .unwrap(),
-            denoiser: None,
-            schedule: NoiseSchedule::new(config.scheduler.clone()).unwrap(),
-        };
-        let options = ImageTrainOptions {
-            config,
-            source,
-            out: std::env::temp_dir(),
-            text_encoder: None,
-            continue_denoiser: false,
-            progress: false,
-            clip_only: false,
-        };
         let grads = diffusion_loss(&model, &dit, &options, 0)
             .unwrap()
             .backward()

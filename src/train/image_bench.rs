@@ -1,16 +1,12 @@
 //! Text-to-image speed on a preset's shapes (random weights): the stage-2
 //! training step and the sampling of a grid of pictures.
 
-use super::image::{diffusion_loss, ImageTrainOptions};
+use super::image::{diffusion_loss, fresh_stage_two};
 use super::{AdamW, ImageTrainConfig};
-use crate::data::{mix, PairSource};
-use crate::diffusion::{NoiseSchedule, SamplerKind};
+use crate::diffusion::SamplerKind;
 use crate::generate::{generate_images, ImageOptions};
-use crate::model::{Dit, ImageEncoder, ImageModel, TextEncoder};
-use crate::tokenize::train_bpe;
+use crate::model::ImageModel;
 use crate::Result;
-use candle_core::{DType, Device};
-use rand::SeedableRng;
 use std::time::Instant;
 
 /// What `bench_image` measured.
@@ -38,36 +34,7 @@ pub fn bench_image(
     rounds: usize,
 ) -> Result<ImageBench> {
     config.validate()?;
-    let device = Device::Cpu;
-    let source = PairSource::Shapes {
-        side: config.image_size as u32,
-    };
-    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let tokenizer = train_bpe(&source.caption_corpus(5000, &mut rng), config.vocab_size)?;
-    let mut text_config = config.text_encoder.clone();
-    text_config.vocab_size = tokenizer.vocab_size();
-    let dit = Dit::new(
-        &config.denoiser,
-        mix(&[config.seed, 3]),
-        DType::F32,
-        &device,
-    )?;
-    let model = ImageModel {
-        tokenizer,
-        text_encoder: TextEncoder::new(&text_config, 1, DType::F32, &device)?,
-        image_encoder: ImageEncoder::new(&config.image_encoder, 2, DType::F32, &device)?,
-        denoiser: None,
-        schedule: NoiseSchedule::new(config.scheduler.clone())?,
-    };
-    let options = ImageTrainOptions {
-        config: config.clone(),
-        source,
-        out: std::env::temp_dir(),
-        text_encoder: None,
-        continue_denoiser: false,
-        progress: false,
-        clip_only: false,
-    };
+    let (model, dit, options) = fresh_stage_two(config, 5000)?;
     let stage = &config.diffusion;
     let mut optimizer = AdamW::new(dit.params(), 0.9, 0.999, stage.weight_decay)?;
     let mut step_ms = Vec::with_capacity(iters);
