@@ -3,7 +3,8 @@
 //! embeddings; the timestep (sinusoidal, then an MLP) and the caption's
 //! pooled embedding form the conditioning vector that drives every block's
 //! adaLN-Zero modulation; every block also cross-attends to the caption's
-//! token states. A final adaptive LayerNorm and a zero-initialised linear
+//! token states (optionally mixed with their neighbours first, see
+//! [`DitConfig::caption_window`]). A final adaptive LayerNorm and a zero-initialised linear
 //! layer turn tokens back into patches of the prediction (ε, v or x₀, as the
 //! scheduler config says).
 
