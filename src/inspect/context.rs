@@ -5,10 +5,10 @@
 //! against "a blue circle ...") is a bag-of-words state: a patch that reads
 //! it through cross-attention cannot tell which colour the shape was given.
 
-use crate::model::ImageModel;
+use crate::model::{normalize, ImageModel};
 use crate::nn::Mode;
 use crate::{Error, Result};
-use candle_core::{IndexOp, Tensor};
+use candle_core::{IndexOp, Tensor, D};
 use serde::Serialize;
 
 /// The two captions' states compared, position by position.
@@ -42,12 +42,12 @@ pub fn compare_contexts(model: &ImageModel, a: &str, b: &str) -> Result<ContextC
     let features = model
         .text_encoder
         .encode(&[ids_a.clone(), ids_b.clone()], &mut Mode::Eval)?;
-    let encoder = row_cosines(&features.states)?;
+    let encoder = cosines(&features.states)?;
     let denoiser = match &model.denoiser {
-        Some(dit) => Some(row_cosines(&dit.caption_context(&features)?)?),
+        Some(dit) => Some(cosines(&dit.caption_context(&features)?)?),
         None => None,
     };
-    let pooled = cosine(&features.pooled.i(0)?, &features.pooled.i(1)?)?;
+    let pooled = cosines(&features.pooled)?[0];
     let names = |ids: &[u32]| -> Vec<String> {
         ids.iter()
             .map(|&id| model.tokenizer.inner().id_to_token(id).unwrap_or_default())
@@ -62,16 +62,10 @@ pub fn compare_contexts(model: &ImageModel, a: &str, b: &str) -> Result<ContextC
     })
 }
 
-/// Cosine between item 0's and item 1's state at each position of `states`
-/// (`[2, l, width]`).
-fn row_cosines(states: &Tensor) -> Result<Vec<f32>> {
-    (0..states.dim(1)?)
-        .map(|k| cosine(&states.i((0, k))?, &states.i((1, k))?))
-        .collect()
-}
-
-fn cosine(a: &Tensor, b: &Tensor) -> Result<f32> {
-    let dot = (a * b)?.sum_all()?.to_scalar::<f32>()?;
-    let norm = |t: &Tensor| -> Result<f32> { Ok(t.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt()) };
-    Ok(dot / (norm(a)? * norm(b)?).max(f32::MIN_POSITIVE))
+/// Cosine between item 0's and item 1's rows of `x` (`[2, ..., width]`):
+/// one per position for states, a single one for pooled embeddings.
+fn cosines(x: &Tensor) -> Result<Vec<f32>> {
+    let unit = normalize(x)?;
+    let dot = (unit.i(0)? * unit.i(1)?)?.sum(D::Minus1)?;
+    Ok(dot.flatten_all()?.to_vec1()?)
 }
