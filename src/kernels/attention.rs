@@ -268,7 +268,7 @@ struct SelfAttention {
 /// Sizes of one call: `t` queries against `tk` keys, query `i` sitting at
 /// position `offset + i` of the keys (0 except with a KV cache).
 #[derive(Clone, Copy)]
-struct Dims {
+pub(super) struct Dims {
     b: usize,
     t: usize,
     tk: usize,
@@ -279,7 +279,7 @@ struct Dims {
 }
 
 impl Dims {
-    fn of(shape: &Shape, n_head: usize) -> candle_core::Result<Self> {
+    pub(super) fn of(shape: &Shape, n_head: usize) -> candle_core::Result<Self> {
         let (b, t, three_c) = shape.dims3()?;
         let c = three_c / 3;
         Ok(Self {
@@ -356,7 +356,7 @@ impl CustomOp1 for SelfAttention {
 
 /// Queries, keys and values of one call: each a pointer to batch 0, head 0,
 /// position 0, with its row stride (the batch stride is rows × row stride).
-struct Sources<T> {
+pub(super) struct Sources<T> {
     q: SharedMut<T>,
     k: SharedMut<T>,
     v: SharedMut<T>,
@@ -366,7 +366,7 @@ struct Sources<T> {
 
 impl<T> Sources<T> {
     /// The queries, keys and values inside GPT-2's fused `[q | k | v]` rows.
-    fn fused(qkv: &[T], c: usize) -> Self {
+    pub(super) fn fused(qkv: &[T], c: usize) -> Self {
         let base = qkv.as_ptr() as *mut T;
         // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
         let (k, v) = unsafe { (base.add(c), base.add(2 * c)) };
@@ -423,7 +423,7 @@ unsafe fn tile_scores<T: Float>(
 
 /// The attention output `[batch, t, dim]` and the log-sum-exp of every score
 /// row; batch item `b` sees only its first `lengths[b]` keys (all when empty).
-fn forward<T: Float>(
+pub(super) fn forward<T: Float>(
     src: Sources<T>,
     dims: Dims,
     spec: AttentionSpec,
@@ -491,7 +491,7 @@ fn forward<T: Float>(
 
 /// Where the backward pass writes: pointers to batch 0, head 0, position 0
 /// of the query, key and value gradients, with their row strides.
-struct GradTargets<T> {
+pub(super) struct GradTargets<T> {
     dq: SharedMut<T>,
     dk: SharedMut<T>,
     dv: SharedMut<T>,
@@ -501,7 +501,7 @@ struct GradTargets<T> {
 
 impl<T> GradTargets<T> {
     /// The gradient of GPT-2's fused `[q | k | v]` rows, in `dqkv`.
-    fn fused(dqkv: &mut [T], c: usize) -> Self {
+    pub(super) fn fused(dqkv: &mut [T], c: usize) -> Self {
         let base = dqkv.as_mut_ptr();
         // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
         let (dk, dv) = unsafe { (base.add(c), base.add(2 * c)) };
@@ -518,7 +518,7 @@ impl<T> GradTargets<T> {
 /// Accumulates the gradients of attention into `out`, given the upstream
 /// gradient `dy` (`[batch, t, dim]`) and the forward pass's log-sum-exp.
 #[allow(clippy::too_many_arguments)]
-fn backward<T: Float>(
+pub(super) fn backward<T: Float>(
     src: &Sources<T>,
     dy: &[T],
     lse: &[f64],

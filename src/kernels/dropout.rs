@@ -25,7 +25,7 @@ struct Dropout {
 }
 
 /// `out[i] = x[i] · mask(i)` for the mask of (`p`, `seed`).
-fn apply_mask<T: Float>(x: &[T], p: f64, seed: u64) -> Vec<T> {
+pub(super) fn apply_mask<T: Float>(x: &[T], p: f64, seed: u64) -> Vec<T> {
     let (scale, threshold) = dropout_params::<T>(p);
     // SAFETY: each part is written element by element.
     unsafe {

@@ -11,7 +11,6 @@ use super::{
 use candle_core::backend::BackendStorage;
 use candle_core::WithDType;
 use candle_core::{CpuStorage, CustomOp3, Layout, Shape, Tensor};
-use num_traits::{One, Zero};
 use rayon::prelude::*;
 use std::sync::Mutex;
 
@@ -75,31 +74,7 @@ impl CustomOp3 for LayerNorm {
             let x = contiguous::<T>(s1, l1, "layer_norm")?;
             let (w, b) = (contiguous::<T>(s2, l2, "layer_norm")?, contiguous::<T>(s3, l3, "layer_norm")?);
             let c = l1.shape().dims().last().copied().unwrap_or(1);
-            let groups = Groups::of(x.len() / c, w.len() / c);
-            let eps = T::from_f64(self.eps);
-            let mut stats = vec![(0.0, 0.0); x.len() / c];
-            let stats_ptr = SharedMut(stats.as_mut_ptr());
-            // SAFETY: every part is whole rows, each written in full; each
-            // task writes the statistics of its own rows only.
-            let y: Vec<T> = unsafe {
-                par_written(x.len(), ROWS * c, |start, y| {
-                    let mut centred = vec![T::zero(); c];
-                    for (r, y) in y.chunks_mut(c).enumerate() {
-                        let row = start / c + r;
-                        let x = &x[row * c..][..c];
-                        let g = groups.of_row(row);
-                        let (w, b) = (&w[g * c..(g + 1) * c], &b[g * c..(g + 1) * c]);
-                        let n = T::from_f64(c as f64);
-                        let mean = math::sum(x) / n;
-                        centred.iter_mut().zip(x).for_each(|(y, &v)| *y = v - mean);
-                        let rstd = T::one() / (math::dot(&centred, &centred) / n + eps).sqrt();
-                        for (((y, &u), &w), &b) in y.iter_mut().zip(&centred).zip(w).zip(b) {
-                            y.write(u * rstd * w + b);
-                        }
-                        *stats_ptr.ptr().add(row) = (mean.to_f64(), rstd.to_f64());
-                    }
-                })
-            };
+            let (y, stats) = forward(x, w, b, c, self.eps);
             *self.stats.lock().expect("layer_norm state") = stats;
             Ok((T::to_cpu_storage_owned(y), l1.shape().clone()))
         })
@@ -119,7 +94,7 @@ impl CustomOp3 for LayerNorm {
                 with_slice::<T, _>(weight, "layer_norm", |w| {
                     with_slice::<T, _>(grad, "layer_norm", |dy| {
                         let c = x.dim(candle_core::D::Minus1)?;
-                        let (dx, dw, db) = backward(xs, w, c, dy, &stats);
+                        let (dx, dw, db) = backward(xs, w, c, dy, &stats, None);
                         Ok((
                             Some(tensor_from(dx, x.shape().clone())?),
                             Some(tensor_from(dw, weight.shape().clone())?),
@@ -150,16 +125,57 @@ impl Groups {
     }
 }
 
+/// `(y, stats)`: the normalised rows of `x` (`c` wide) and each row's
+/// (mean, 1/std); `w` and `b` hold one or more rows of `c` (one per group
+/// of rows).
+pub(super) fn forward<T: Float>(
+    x: &[T],
+    w: &[T],
+    b: &[T],
+    c: usize,
+    eps: f64,
+) -> (Vec<T>, Vec<(f64, f64)>) {
+    let groups = Groups::of(x.len() / c, w.len() / c);
+    let eps = T::from_f64(eps);
+    let mut stats = vec![(0.0, 0.0); x.len() / c];
+    let stats_ptr = SharedMut(stats.as_mut_ptr());
+    // SAFETY: every part is whole rows, each written in full; each task
+    // writes the statistics of its own rows only.
+    let y: Vec<T> = unsafe {
+        par_written(x.len(), ROWS * c, |start, y| {
+            let mut centred = vec![T::zero(); c];
+            for (r, y) in y.chunks_mut(c).enumerate() {
+                let row = start / c + r;
+                let x = &x[row * c..][..c];
+                let g = groups.of_row(row);
+                let (w, b) = (&w[g * c..(g + 1) * c], &b[g * c..(g + 1) * c]);
+                let n = T::from_f64(c as f64);
+                let mean = math::sum(x) / n;
+                centred.iter_mut().zip(x).for_each(|(y, &v)| *y = v - mean);
+                let rstd = T::one() / (math::dot(&centred, &centred) / n + eps).sqrt();
+                for (((y, &u), &w), &b) in y.iter_mut().zip(&centred).zip(w).zip(b) {
+                    y.write(u * rstd * w + b);
+                }
+                *stats_ptr.ptr().add(row) = (mean.to_f64(), rstd.to_f64());
+            }
+        })
+    };
+    (y, stats)
+}
+
 /// One group's weight and bias gradient, summed over some of its rows.
 type GroupSums<T> = (usize, Vec<T>, Vec<T>);
 
-/// `(dx, dweight, dbias)`; `w` holds one or more rows of `c` (one per group of rows).
-fn backward<T: Float>(
+/// `(dx, dweight, dbias)`; `w` holds one or more rows of `c` (one per group
+/// of rows). With `residual`, `dx` has it added (the gradient that reaches
+/// a residual stream's input by the skip connection), in the same pass.
+pub(super) fn backward<T: Float>(
     x: &[T],
     w: &[T],
     c: usize,
     dy: &[T],
     stats: &[(f64, f64)],
+    residual: Option<&[T]>,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let rows = x.len() / c;
     let groups = Groups::of(rows, w.len() / c);
@@ -207,6 +223,12 @@ fn backward<T: Float>(
                 dx.iter_mut()
                     .zip(&g)
                     .for_each(|(d, &g)| *d = (g - mean_g - *d * mean_gx) * rstd);
+                if let Some(residual) = residual {
+                    let row = (task * ROWS + r) * c;
+                    dx.iter_mut()
+                        .zip(&residual[row..row + c])
+                        .for_each(|(d, &s)| *d += s);
+                }
             }
             sums
         })

@@ -8,13 +8,13 @@
 //! times GELU's slope at the saved pre-activation.
 
 use super::math::{gelu, gelu_grad, Weight};
-use super::{
-    contiguous, gemm_parallel, par_written, tensor_from, with_float, with_slice, written, Float,
-};
+use super::{contiguous, gemm_parallel, par_written, tensor_from, with_float, with_slice, Float};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use half::bf16;
+use num_traits::Zero;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 /// How the weight matrix is laid out.
@@ -78,50 +78,14 @@ impl Linear {
         shape: &Shape,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (d_out, d_in) = (b.len(), shape.dims()[shape.rank() - 1]);
-        let n = x.len() / d_in;
-        let rows = rows_per_task(d_out) * d_out;
-        // SAFETY: every part is whole rows, each given the bias.
-        let mut y: Vec<T> = unsafe {
-            par_written(n * d_out, rows, |_, part| {
-                for row in part.chunks_mut(d_out) {
-                    for (o, &b) in row.iter_mut().zip(b) {
-                        o.write(b);
-                    }
-                }
-            })
-        };
-        if n <= GEMV_ROWS {
-            match self.layout {
-                WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
-                WeightLayout::InOut => gemv_in_out(x, w, d_in, &mut y),
+        let y = product(x, w, self.layout, d_in, d_out, |_, row| {
+            for (o, &b) in row.iter_mut().zip(b) {
+                o.write(b);
             }
-        } else {
-            let w = W::widen_all(w);
-            let (w_strides, _) = self.strides(d_in, d_out);
-            // SAFETY: the shapes were checked in `linear`; y does not overlap x or w.
-            unsafe {
-                gemm_parallel(
-                    n,
-                    d_out,
-                    d_in,
-                    (y.as_mut_ptr(), d_out, 1),
-                    true,
-                    (x.as_ptr(), d_in, 1),
-                    (w.as_ptr(), w_strides.0, w_strides.1),
-                    T::one(),
-                );
-            }
-        }
+        });
         let y = if self.gelu {
+            let out = gelu_rows(&y, d_out);
             // y holds the pre-activation, kept for the backward pass.
-            // SAFETY: each part is written element by element.
-            let out = unsafe {
-                par_written(y.len(), rows, |start, part| {
-                    for (o, &u) in part.iter_mut().zip(&y[start..]) {
-                        o.write(gelu(u));
-                    }
-                })
-            };
             *self.pre_activation.lock().expect("linear state") = Some(T::to_cpu_storage_owned(y));
             out
         } else {
@@ -131,13 +95,87 @@ impl Linear {
         *dims.last_mut().expect("rank >= 1") = d_out;
         Ok((T::to_cpu_storage_owned(y), Shape::from(dims)))
     }
+}
 
-    /// `(row stride, column stride)` of W seen as `[in, out]`, and of Wᵀ seen as `[out, in]`.
-    fn strides(&self, d_in: usize, d_out: usize) -> ((usize, usize), (usize, usize)) {
-        match self.layout {
-            WeightLayout::InOut => ((d_out, 1), (1, d_out)),
-            WeightLayout::OutIn => ((1, d_in), (d_in, 1)),
+/// `(row stride, column stride)` of W seen as `[in, out]`, and of Wᵀ seen as
+/// `[out, in]`.
+fn strides(layout: WeightLayout, d_in: usize, d_out: usize) -> ((usize, usize), (usize, usize)) {
+    match layout {
+        WeightLayout::InOut => ((d_out, 1), (1, d_out)),
+        WeightLayout::OutIn => ((1, d_in), (d_in, 1)),
+    }
+}
+
+/// `start + x·W` for the rows of `x` (`[n, d_in]`), where `start(row, out)`
+/// first writes every element of output row `row` (the bias, or the bias
+/// plus a residual), in parallel; the product is then accumulated on top,
+/// so the start costs no pass of its own.
+pub(super) fn product<T: Float, W: Weight<T>>(
+    x: &[T],
+    w: &[W],
+    layout: WeightLayout,
+    d_in: usize,
+    d_out: usize,
+    start: impl Fn(usize, &mut [MaybeUninit<T>]) + Sync,
+) -> Vec<T> {
+    let n = x.len() / d_in;
+    let rows = rows_per_task(d_out);
+    // SAFETY: every part is whole rows, each written in full by `start`.
+    let mut y: Vec<T> = unsafe {
+        par_written(n * d_out, rows * d_out, |first, part| {
+            for (r, row) in part.chunks_mut(d_out).enumerate() {
+                start(first / d_out + r, row);
+            }
+        })
+    };
+    if n <= GEMV_ROWS {
+        match layout {
+            WeightLayout::OutIn => gemv_out_in(x, w, d_in, &mut y),
+            WeightLayout::InOut => gemv_in_out(x, w, d_in, &mut y),
         }
+    } else {
+        let w = W::widen_all(w);
+        let (w_strides, _) = strides(layout, d_in, d_out);
+        // SAFETY: x is [n, d_in], W [d_in, d_out] by the strides, y [n, d_out]
+        // and does not overlap either.
+        unsafe {
+            gemm_parallel(
+                n,
+                d_out,
+                d_in,
+                (y.as_mut_ptr(), d_out, 1),
+                true,
+                (x.as_ptr(), d_in, 1),
+                (w.as_ptr(), w_strides.0, w_strides.1),
+                T::one(),
+            );
+        }
+    }
+    y
+}
+
+/// GELU of every element of `u` (rows of `width`), into a fresh buffer.
+pub(super) fn gelu_rows<T: Float>(u: &[T], width: usize) -> Vec<T> {
+    // SAFETY: each part is written element by element.
+    unsafe {
+        par_written(u.len(), rows_per_task(width) * width, |start, part| {
+            for (o, &u) in part.iter_mut().zip(&u[start..]) {
+                o.write(gelu(u));
+            }
+        })
+    }
+}
+
+/// `dy` times GELU's slope at the pre-activation `u`: the gradient with
+/// respect to `u` (rows of `width`).
+pub(super) fn gelu_backward<T: Float>(dy: &[T], u: &[T], width: usize) -> Vec<T> {
+    // SAFETY: each part is written element by element.
+    unsafe {
+        par_written(dy.len(), rows_per_task(width) * width, |start, g| {
+            for ((g, &dy), &u) in g.iter_mut().zip(&dy[start..]).zip(&u[start..]) {
+                g.write(dy * gelu_grad(u));
+            }
+        })
     }
 }
 
@@ -198,7 +236,17 @@ impl CustomOp3 for Linear {
                             Some(s) => Some(T::cpu_storage_as_slice(s)?),
                             None => None,
                         };
-                        let (dx, dw, db) = self.backward(xs, w, dy, pre, d_out);
+                        let gated = pre.map(|u| gelu_backward(dy, u, d_out));
+                        let du = gated.as_deref().unwrap_or(dy);
+                        let mut db = vec![T::zero(); d_out];
+                        let (mut dx, mut dw) = (Vec::with_capacity(xs.len()), Vec::with_capacity(w.len()));
+                        // SAFETY: both buffers have room for their gradients,
+                        // which write every element before they are read.
+                        unsafe {
+                            backward_into(xs, w, du, self.layout, Some(dx.as_mut_ptr()), dw.as_mut_ptr(), &mut db);
+                            dx.set_len(xs.len());
+                            dw.set_len(w.len());
+                        }
                         Ok((
                             Some(tensor_from(dx, x.shape().clone())?),
                             Some(tensor_from(dw, weight.shape().clone())?),
@@ -283,92 +331,83 @@ fn gemv_in_out<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T
     }
 }
 
-impl Linear {
-    fn backward<T: Float>(
-        &self,
-        x: &[T],
-        w: &[T],
-        dy: &[T],
-        pre: Option<&[T]>,
-        d_out: usize,
-    ) -> (Vec<T>, Vec<T>, Vec<T>) {
-        let d_in = w.len() / d_out;
-        let n = x.len() / d_in;
-        let rows = rows_per_task(d_out) * d_out;
-        let gated;
-        let du: &[T] = match pre {
-            Some(u) => {
-                // SAFETY: each part is written element by element.
-                gated = unsafe {
-                    par_written(dy.len(), rows, |start, g| {
-                        for ((g, &dy), &u) in g.iter_mut().zip(&dy[start..]).zip(&u[start..]) {
-                            g.write(dy * gelu_grad(u));
-                        }
-                    })
-                };
-                &gated
-            }
-            None => dy,
-        };
-        let db = du
-            .par_chunks(rows)
-            .fold(
-                || vec![T::zero(); d_out],
-                |mut db, chunk| {
-                    for row in chunk.chunks(d_out) {
-                        db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-                    }
-                    db
-                },
-            )
-            .reduce(
-                || vec![T::zero(); d_out],
-                |mut a, b| {
-                    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                    a
-                },
+/// The gradients of `y = x·W + b` (`x`: `[n, d_in]`) given `du` (`[n,
+/// d_out]`), written over `dx` (`[n, d_in]`, when wanted), `dw` (W's layout)
+/// and `db` (`[d_out]`): two `gemm` calls and one parallel column sum.
+///
+/// # Safety
+/// `dx` must point to `x.len()` and `dw` to `w.len()` writable elements
+/// (initialised or not) that overlap no input.
+pub(super) unsafe fn backward_into<T: Float>(
+    x: &[T],
+    w: &[T],
+    du: &[T],
+    layout: WeightLayout,
+    dx: Option<*mut T>,
+    dw: *mut T,
+    db: &mut [T],
+) {
+    let d_out = db.len();
+    let d_in = w.len() / d_out;
+    let n = x.len() / d_in;
+    assert!(du.len() == n * d_out, "linear: gradient shapes");
+    let rows = rows_per_task(d_out) * d_out;
+    let sums = du
+        .par_chunks(rows)
+        .fold(
+            || vec![T::zero(); d_out],
+            |mut db, chunk| {
+                for row in chunk.chunks(d_out) {
+                    db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+                }
+                db
+            },
+        )
+        .reduce(
+            || vec![T::zero(); d_out],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    db.copy_from_slice(&sums);
+    let (_, wt) = strides(layout, d_in, d_out);
+    // SAFETY: the shapes were checked above; each product overwrites its
+    // output (accumulate = false), which the caller vouches for.
+    unsafe {
+        if let Some(dx) = dx {
+            gemm_parallel(
+                n,
+                d_in,
+                d_out,
+                (dx, d_in, 1),
+                false,
+                (du.as_ptr(), d_out, 1),
+                (w.as_ptr(), wt.0, wt.1),
+                T::one(),
             );
-        let (_, wt) = self.strides(d_in, d_out);
-        // SAFETY: shapes match the forward pass; each product writes every
-        // element of its fresh buffer (accumulate = false).
-        let dx = unsafe {
-            written(x.len(), |dx| {
-                gemm_parallel(
-                    n,
-                    d_in,
-                    d_out,
-                    (dx, d_in, 1),
-                    false,
-                    (du.as_ptr(), d_out, 1),
-                    (w.as_ptr(), wt.0, wt.1),
-                    T::one(),
-                )
-            })
-        };
-        let dw = unsafe {
-            written(w.len(), |dw| match self.layout {
-                WeightLayout::InOut => gemm_parallel(
-                    d_in,
-                    d_out,
-                    n,
-                    (dw, d_out, 1),
-                    false,
-                    (x.as_ptr(), 1, d_in),
-                    (du.as_ptr(), d_out, 1),
-                    T::one(),
-                ),
-                WeightLayout::OutIn => gemm_parallel(
-                    d_out,
-                    d_in,
-                    n,
-                    (dw, d_in, 1),
-                    false,
-                    (du.as_ptr(), 1, d_out),
-                    (x.as_ptr(), d_in, 1),
-                    T::one(),
-                ),
-            })
-        };
-        (dx, dw, db)
+        }
+        match layout {
+            WeightLayout::InOut => gemm_parallel(
+                d_in,
+                d_out,
+                n,
+                (dw, d_out, 1),
+                false,
+                (x.as_ptr(), 1, d_in),
+                (du.as_ptr(), d_out, 1),
+                T::one(),
+            ),
+            WeightLayout::OutIn => gemm_parallel(
+                d_out,
+                d_in,
+                n,
+                (dw, d_in, 1),
+                false,
+                (du.as_ptr(), 1, d_out),
+                (x.as_ptr(), d_in, 1),
+                T::one(),
+            ),
+        }
     }
 }

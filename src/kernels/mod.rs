@@ -6,6 +6,9 @@
 //!   projection, causal or bidirectional, tiled so that the T×T score matrix
 //!   is never stored, with dropout masks regenerated in the backward pass;
 //!   over right-padded batches; and cross-attention to a separate context.
+//! - `block`: a whole pre-LayerNorm Transformer block (LayerNorm, attention,
+//!   projection, residual, LayerNorm, GELU MLP, residual) as one op, built
+//!   from the passes of the kernels below.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
@@ -22,6 +25,7 @@
 mod adamw;
 mod attention;
 mod bf16_gemv;
+mod block;
 mod cross_entropy;
 mod dropout;
 mod gated_residual;
@@ -33,6 +37,7 @@ pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{
     attention, attention_cached, attention_padded, cross_attention, AttentionSpec,
 };
+pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
 pub use cross_entropy::cross_entropy;
 pub use dropout::dropout;
 pub use gated_residual::gated_residual;
@@ -127,18 +132,6 @@ fn with_slice<T: Float, R>(
             "{op}: seer's kernels run on the CPU"
         ))),
     }
-}
-
-/// A vector of `len` elements, every one of them written by `fill` through
-/// the pointer it is given (no zeroing first).
-///
-/// # Safety
-/// `fill` must write all `len` elements, and read none before writing it.
-unsafe fn written<T: Float>(len: usize, fill: impl FnOnce(*mut T)) -> Vec<T> {
-    let mut v = Vec::with_capacity(len);
-    fill(v.as_mut_ptr());
-    v.set_len(len);
-    v
 }
 
 /// A vector of `len` elements written in parallel, `chunk` elements a task:

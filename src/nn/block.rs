@@ -1,6 +1,13 @@
 //! The pre-LayerNorm Transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
+//!
+//! A whole pass over a sequence runs as seer's fused block kernel, its
+//! parameters packed into the kernel's two flat tensors on each call (a copy
+//! of the weights, small beside the pass; their gradients flow back through
+//! the packing to each named parameter). Generation with a KV cache runs the
+//! layers one by one.
 
 use super::{Init, LayerCache, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention};
+use crate::kernels::{transformer_block, BlockSpec};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -26,6 +33,7 @@ pub struct BlockShape {
 /// One pre-LayerNorm Transformer block (GPT-2 names: `ln_1`, `attn`, `ln_2`, `mlp`).
 #[derive(Debug, Clone)]
 pub struct Block {
+    shape: BlockShape,
     ln_1: LayerNorm,
     attn: SelfAttention,
     ln_2: LayerNorm,
@@ -36,6 +44,7 @@ impl Block {
     /// Builds the block's parameters under `p`.
     pub fn new(p: &ParamBuilder, s: &BlockShape) -> Result<Self> {
         Ok(Self {
+            shape: *s,
             ln_1: LayerNorm::new(&p.pp("ln_1"), s.dim, s.bias, s.eps)?,
             attn: SelfAttention::new(
                 &p.pp("attn"),
@@ -66,10 +75,45 @@ impl Block {
     /// Applies the block to right-padded sequences, item `b` attending only
     /// to its first `lengths[b]` positions (all when empty).
     pub fn forward_padded(&self, x: &Tensor, lengths: &[usize], mode: &mut Mode) -> Result<Tensor> {
-        let x = (x + self
-            .attn
-            .forward_padded(&self.ln_1.forward(x)?, lengths, mode)?)?;
-        Ok((&x + self.mlp.forward(&self.ln_2.forward(&x)?, mode)?)?)
+        // Three dropout seeds in training (the attention weights, then each
+        // branch's output), none in inference.
+        let seeds = [(); 3].map(|_| mode.seed());
+        let spec = BlockSpec {
+            n_head: self.shape.n_head,
+            causal: self.shape.causal,
+            eps: self.shape.eps,
+            dropout: if seeds[0].is_some() {
+                self.shape.dropout
+            } else {
+                0.0
+            },
+            seeds: seeds.map(|s| s.unwrap_or(0)),
+        };
+        let (matrices, vectors) = self.packed(x)?;
+        Ok(transformer_block(x, &matrices, &vectors, spec, lengths)?)
+    }
+
+    /// The parameters as the block kernel takes them: the four matrices
+    /// flattened one after another, then the eight vectors (zeros for
+    /// missing biases, in the dtype of `x`).
+    fn packed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (c_attn, attn_proj) = self.attn.projections();
+        let (c_fc, mlp_proj) = self.mlp.layers();
+        let matrices = [c_attn, attn_proj, c_fc, mlp_proj]
+            .map(|layer| layer.weight().flatten_all())
+            .into_iter()
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let vectors = [
+            self.ln_1.weight().clone(),
+            self.ln_1.bias_or_zeros()?,
+            c_attn.bias_or_zeros(x)?,
+            attn_proj.bias_or_zeros(x)?,
+            self.ln_2.weight().clone(),
+            self.ln_2.bias_or_zeros()?,
+            c_fc.bias_or_zeros(x)?,
+            mlp_proj.bias_or_zeros(x)?,
+        ];
+        Ok((Tensor::cat(&matrices, 0)?, Tensor::cat(&vectors, 0)?))
     }
 
     /// Applies the block to `x` in inference and returns, with the output,

@@ -27,10 +27,24 @@ impl LayerNorm {
 
     /// Normalises `x` over its last dimension.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let bias = match &self.bias {
+        Ok(layer_norm(
+            x,
+            &self.weight,
+            &self.bias_or_zeros()?,
+            self.eps,
+        )?)
+    }
+
+    /// The weight, `[dim]`.
+    pub(crate) fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The bias, or zeros when the layer has none.
+    pub(crate) fn bias_or_zeros(&self) -> Result<Tensor> {
+        Ok(match &self.bias {
             Some(b) => b.clone(),
             None => self.weight.zeros_like()?,
-        };
-        Ok(layer_norm(x, &self.weight, &bias, self.eps)?)
+        })
     }
 }
