@@ -1,10 +1,10 @@
 //! The AdamW step, in place: one pass updates a parameter's two moments from
-//! its (clipped) gradient, a second updates the parameter from them; no
-//! tensor is allocated. The moments live in one `[2, n]` tensor (m, then v).
+//! its (clipped) gradient and the parameter from them; no tensor is
+//! allocated. The moments live in one `[2, n]` tensor (m, then v).
 
-use super::{contiguous, contiguous_mut, with_float, with_slice};
+use super::{contiguous, contiguous_mut, with_float, with_slice, Float, SharedMut};
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Tensor, WithDType};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Tensor, WithDType};
 use rayon::prelude::*;
 
 /// Elements per parallel task.
@@ -38,7 +38,9 @@ pub fn sum_of_squares(t: &Tensor) -> candle_core::Result<f64> {
     })
 }
 
-/// Updates `param` and its `moments` (`[2, n]`: m, then v) in place from `grad`.
+/// Updates `param` and its `moments` (`[2, n]`: m, then v) in place from
+/// `grad`, in one pass: each element's gradient, moments and value are read
+/// and written once.
 pub fn adamw_update(
     param: &Tensor,
     moments: &Tensor,
@@ -54,16 +56,26 @@ pub fn adamw_update(
             moments.dims()
         );
     }
-    moments.inplace_op2(&grad.contiguous()?, &Moments(*step))?;
-    param.inplace_op2(moments, &Parameter(*step))
+    if param.dtype() != moments.dtype() {
+        candle_core::bail!(
+            "adamw: parameter {:?} and moments {:?} differ in dtype",
+            param.dtype(),
+            moments.dtype()
+        );
+    }
+    moments.inplace_op2(&grad.contiguous()?, &Moments { param, step: *step })
 }
 
-/// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²` with `g` scaled.
-struct Moments(AdamWStep);
+/// The in-place op on the moments; while it holds them it runs [`Update`]
+/// on the parameter, which writes both.
+struct Moments<'a> {
+    param: &'a Tensor,
+    step: AdamWStep,
+}
 
-impl InplaceOp2 for Moments {
+impl InplaceOp2 for Moments<'_> {
     fn name(&self) -> &'static str {
-        "seer-adamw-moments"
+        "seer-adamw"
     }
 
     fn cpu_fwd(
@@ -73,54 +85,74 @@ impl InplaceOp2 for Moments {
         s2: &CpuStorage,
         l2: &Layout,
     ) -> candle_core::Result<()> {
-        let s = self.0;
         with_float!(s2.dtype(), "adamw", T => {
             let g = contiguous::<T>(s2, l2, "adamw")?;
             let (m, v) = contiguous_mut::<T>(s1, l1, "adamw")?.split_at_mut(g.len());
-            let (b1, b2, scale) = (T::from_f64(s.beta1), T::from_f64(s.beta2), T::from_f64(s.grad_scale));
-            let (c1, c2) = (T::from_f64(1.0 - s.beta1), T::from_f64(1.0 - s.beta2));
-            m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK)).for_each(|((m, v), g)| {
-                for i in 0..g.len() {
-                    let g = g[i] * scale;
-                    m[i] = b1 * m[i] + c1 * g;
-                    v[i] = b2 * v[i] + c2 * g * g;
-                }
-            });
-            Ok(())
+            self.param.inplace_op1(&Update {
+                m: SharedMut(m.as_mut_ptr()),
+                v: SharedMut(v.as_mut_ptr()),
+                g: SharedMut(g.as_ptr() as *mut T),
+                len: g.len(),
+                step: self.step,
+            })
         })
     }
 }
 
-/// `p ← p·(1 − lr·wd) − lr · m̂ / (sqrt(v̂) + eps)`, as PyTorch's AdamW.
-struct Parameter(AdamWStep);
+/// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²` with `g` scaled, then
+/// `p ← p·(1 − lr·wd) − lr · m̂ / (sqrt(v̂) + eps)`, as PyTorch's AdamW, over
+/// the parameter and the moments and gradient that [`Moments`] holds.
+struct Update<T> {
+    m: SharedMut<T>,
+    v: SharedMut<T>,
+    g: SharedMut<T>,
+    len: usize,
+    step: AdamWStep,
+}
 
-impl InplaceOp2 for Parameter {
+impl<T: Float> InplaceOp1 for Update<T> {
     fn name(&self) -> &'static str {
-        "seer-adamw-parameter"
+        "seer-adamw"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> candle_core::Result<()> {
-        let s = self.0;
-        with_float!(s2.dtype(), "adamw", T => {
-            let p = contiguous_mut::<T>(s1, l1, "adamw")?;
-            let (m, v) = contiguous::<T>(s2, l2, "adamw")?.split_at(p.len());
-            let t = s.step as i32;
-            let decay = T::from_f64(1.0 - s.lr * s.weight_decay);
-            let step_size = T::from_f64(s.lr / (1.0 - s.beta1.powi(t)));
-            let inv_bias2 = T::from_f64(1.0 / (1.0 - s.beta2.powi(t)));
-            let eps = T::from_f64(s.eps);
-            p.par_chunks_mut(CHUNK).zip(m.par_chunks(CHUNK)).zip(v.par_chunks(CHUNK)).for_each(|((p, m), v)| {
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let s = self.step;
+        let p = contiguous_mut::<T>(storage, layout, "adamw")?;
+        if p.len() != self.len {
+            candle_core::bail!("adamw: {} parameters for {} moments", p.len(), self.len);
+        }
+        // SAFETY: `Moments` holds the moments and gradient, `len` long each,
+        // for as long as this op runs, and touches them in no other way.
+        let (m, v, g) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.m.ptr(), self.len),
+                std::slice::from_raw_parts_mut(self.v.ptr(), self.len),
+                std::slice::from_raw_parts(self.g.ptr() as *const T, self.len),
+            )
+        };
+        let t = s.step as i32;
+        let (b1, b2, scale) = (
+            T::from_f64(s.beta1),
+            T::from_f64(s.beta2),
+            T::from_f64(s.grad_scale),
+        );
+        let (c1, c2) = (T::from_f64(1.0 - s.beta1), T::from_f64(1.0 - s.beta2));
+        let decay = T::from_f64(1.0 - s.lr * s.weight_decay);
+        let step_size = T::from_f64(s.lr / (1.0 - s.beta1.powi(t)));
+        let inv_bias2 = T::from_f64(1.0 / (1.0 - s.beta2.powi(t)));
+        let eps = T::from_f64(s.eps);
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks_mut(CHUNK))
+            .zip(v.par_chunks_mut(CHUNK))
+            .zip(g.par_chunks(CHUNK))
+            .for_each(|(((p, m), v), g)| {
                 for i in 0..p.len() {
+                    let g = g[i] * scale;
+                    m[i] = b1 * m[i] + c1 * g;
+                    v[i] = b2 * v[i] + c2 * g * g;
                     p[i] = p[i] * decay - step_size * m[i] / ((v[i] * inv_bias2).sqrt() + eps);
                 }
             });
-            Ok(())
-        })
+        Ok(())
     }
 }

@@ -8,7 +8,10 @@
 //! times GELU's slope at the saved pre-activation.
 
 use super::math::{gelu, gelu_grad, Weight};
-use super::{contiguous, gemm_parallel, par_written, tensor_from, with_float, with_slice, Float};
+use super::{
+    contiguous, gemm_parallel, gemm_split, par_written, tensor_from, with_float, with_slice, Float,
+    SharedMut,
+};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
 use half::bf16;
@@ -333,7 +336,10 @@ fn gemv_in_out<T: Float, W: Weight<T>>(x: &[T], w: &[W], d_in: usize, y: &mut [T
 
 /// The gradients of `y = x·W + b` (`x`: `[n, d_in]`) given `du` (`[n,
 /// d_out]`), written over `dx` (`[n, d_in]`, when wanted), `dw` (W's layout)
-/// and `db` (`[d_out]`): two `gemm` calls and one parallel column sum.
+/// and `db` (`[d_out]`). The two products take the same number of FLOPs, so
+/// they run side by side, each on half the threads (on two cores: one whole
+/// `gemm` each, one parallel region for the lot), the bias's column sum
+/// beside the input gradient.
 ///
 /// # Safety
 /// `dx` must point to `x.len()` and `dw` to `w.len()` writable elements
@@ -351,63 +357,65 @@ pub(super) unsafe fn backward_into<T: Float>(
     let d_in = w.len() / d_out;
     let n = x.len() / d_in;
     assert!(du.len() == n * d_out, "linear: gradient shapes");
-    let rows = rows_per_task(d_out) * d_out;
-    let sums = du
-        .par_chunks(rows)
-        .fold(
-            || vec![T::zero(); d_out],
-            |mut db, chunk| {
-                for row in chunk.chunks(d_out) {
-                    db.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
-                }
-                db
-            },
-        )
-        .reduce(
-            || vec![T::zero(); d_out],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
-    db.copy_from_slice(&sums);
+    let half = (rayon::current_num_threads() / 2).max(1);
     let (_, wt) = strides(layout, d_in, d_out);
-    // SAFETY: the shapes were checked above; each product overwrites its
-    // output (accumulate = false), which the caller vouches for.
-    unsafe {
-        if let Some(dx) = dx {
-            gemm_parallel(
-                n,
-                d_in,
-                d_out,
-                (dx, d_in, 1),
-                false,
-                (du.as_ptr(), d_out, 1),
-                (w.as_ptr(), wt.0, wt.1),
-                T::one(),
-            );
+    let (dx, dw) = (dx.map(SharedMut), SharedMut(dw));
+    let input_side = || {
+        for (j, s) in column_sums(du, d_out).into_iter().enumerate() {
+            db[j] = s;
         }
+        if let Some(dx) = dx {
+            // SAFETY: the caller vouches for dx; du is [n, d_out], Wᵀ [d_out, d_in].
+            unsafe {
+                gemm_split(
+                    half,
+                    n,
+                    d_in,
+                    d_out,
+                    (dx.ptr(), d_in, 1),
+                    false,
+                    (du.as_ptr(), d_out, 1),
+                    (w.as_ptr(), wt.0, wt.1),
+                    T::one(),
+                )
+            };
+        }
+    };
+    // SAFETY: the caller vouches for dw; xᵀ is [d_in, n], du [n, d_out].
+    let weight_side = || unsafe {
         match layout {
-            WeightLayout::InOut => gemm_parallel(
+            WeightLayout::InOut => gemm_split(
+                half,
                 d_in,
                 d_out,
                 n,
-                (dw, d_out, 1),
+                (dw.ptr(), d_out, 1),
                 false,
                 (x.as_ptr(), 1, d_in),
                 (du.as_ptr(), d_out, 1),
                 T::one(),
             ),
-            WeightLayout::OutIn => gemm_parallel(
+            WeightLayout::OutIn => gemm_split(
+                half,
                 d_out,
                 d_in,
                 n,
-                (dw, d_in, 1),
+                (dw.ptr(), d_in, 1),
                 false,
                 (du.as_ptr(), 1, d_out),
                 (x.as_ptr(), d_in, 1),
                 T::one(),
             ),
         }
+    };
+    rayon::join(input_side, weight_side);
+}
+
+/// The sums of the columns of `rows` (`width` wide), on the calling thread.
+fn column_sums<T: Float>(rows: &[T], width: usize) -> Vec<T> {
+    let mut sums = vec![T::zero(); width];
+    for row in rows.chunks(width) {
+        sums.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
     }
+    sums
 }

@@ -234,12 +234,40 @@ unsafe fn gemm_parallel<T: Float>(
     rhs: (*const T, usize, usize),
     beta: T,
 ) {
+    gemm_split(
+        rayon::current_num_threads(),
+        m,
+        n,
+        k,
+        dst,
+        accumulate,
+        lhs,
+        rhs,
+        beta,
+    )
+}
+
+/// [`gemm_parallel`] in at most `parts` blocks (one: a single `gemm` on the
+/// calling thread).
+///
+/// # Safety
+/// As for `gemm`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_split<T: Float>(
+    parts: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: (*mut T, usize, usize),
+    accumulate: bool,
+    lhs: (*const T, usize, usize),
+    rhs: (*const T, usize, usize),
+    beta: T,
+) {
     const MIN_BLOCK: usize = 32;
     let by_rows = m >= n;
     let extent = if by_rows { m } else { n };
-    let blocks = rayon::current_num_threads()
-        .min(extent.div_ceil(MIN_BLOCK))
-        .max(1);
+    let blocks = parts.min(extent.div_ceil(MIN_BLOCK)).max(1);
     let size = extent.div_ceil(blocks);
     let (dst_ptr, lhs_ptr, rhs_ptr) = (
         SharedMut(dst.0),

@@ -8,6 +8,7 @@ use crate::nn::{load_tensors, save_tensors, Params};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -61,18 +62,19 @@ impl AdamW {
 
     /// The L2 norm of all gradients together.
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
-        let mut total = 0.0;
-        for slot in &self.slots {
-            if let Some(g) = grads.get(slot.var.as_tensor()) {
-                total += sum_of_squares(g)?;
-            }
-        }
-        Ok(total.sqrt())
+        let squares = self
+            .slots
+            .par_iter()
+            .filter_map(|slot| grads.get(slot.var.as_tensor()))
+            .map(sum_of_squares)
+            .collect::<candle_core::Result<Vec<f64>>>()?;
+        Ok(squares.iter().sum::<f64>().sqrt())
     }
 
     /// One AdamW step at learning rate `lr`. Gradients are first scaled so
     /// their global norm is at most `clip` (when `clip > 0`). Returns the
-    /// global norm before clipping.
+    /// global norm before clipping. The parameters are updated side by side
+    /// (one parallel loop over all of them, each parameter one pass).
     pub fn step(&mut self, grads: &GradStore, lr: f64, clip: f64) -> Result<f64> {
         let norm = self.grad_norm(grads)?;
         let grad_scale = if clip > 0.0 && norm > clip {
@@ -81,21 +83,23 @@ impl AdamW {
             1.0
         };
         self.step += 1;
-        for slot in &self.slots {
+        let (beta1, beta2, weight_decay, step) =
+            (self.beta1, self.beta2, self.weight_decay, self.step);
+        self.slots.par_iter().try_for_each(|slot| {
             let Some(g) = grads.get(slot.var.as_tensor()) else {
-                continue;
+                return Ok(());
             };
             let step = AdamWStep {
                 lr,
-                beta1: self.beta1,
-                beta2: self.beta2,
+                beta1,
+                beta2,
                 eps: EPS,
-                weight_decay: if slot.decay { self.weight_decay } else { 0.0 },
-                step: self.step,
+                weight_decay: if slot.decay { weight_decay } else { 0.0 },
+                step,
                 grad_scale,
             };
-            adamw_update(slot.var.as_tensor(), &slot.moments, g, &step)?;
-        }
+            adamw_update(slot.var.as_tensor(), &slot.moments, g, &step)
+        })?;
         Ok(norm)
     }
 
