@@ -51,7 +51,7 @@ fn gradients_match_central_finite_differences_in_f64() {
     let grads = loss(&model, &x, &y).backward().unwrap();
     let eps = 1e-5;
     let mut checked = 0;
-    for (name, var) in model.params().iter() {
+    for (pack, var) in model.params().iter() {
         let analytic: Vec<f64> = grads
             .get(var.as_tensor())
             .unwrap()
@@ -60,29 +60,34 @@ fn gradients_match_central_finite_differences_in_f64() {
             .to_vec1()
             .unwrap();
         let original: Vec<f64> = var.as_tensor().flatten_all().unwrap().to_vec1().unwrap();
-        let n = original.len();
-        let picks: Vec<usize> = if n <= 12 {
-            (0..n).collect()
-        } else {
-            (0..12).map(|_| rng.random_range(0..n)).collect()
-        };
-        for i in picks {
-            let numeric = central_difference(var, &original, i, eps, || {
-                loss(&model, &x, &y).to_scalar::<f64>().unwrap()
-            });
-            let error =
-                (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-6);
-            assert!(
-                error < 1e-4,
-                "{name}[{i}]: analytic {} numeric {numeric} (relative error {error:.2e})",
-                analytic[i]
-            );
-            checked += 1;
+        // Up to 12 elements of every named parameter in the tensor.
+        for member in model.params().members(pack) {
+            let n = member.shape.elem_count();
+            let picks: Vec<usize> = if n <= 12 {
+                (0..n).collect()
+            } else {
+                (0..12).map(|_| rng.random_range(0..n)).collect()
+            };
+            for i in picks.into_iter().map(|i| member.offset + i) {
+                let numeric = central_difference(var, &original, i, eps, || {
+                    loss(&model, &x, &y).to_scalar::<f64>().unwrap()
+                });
+                let error =
+                    (analytic[i] - numeric).abs() / (analytic[i].abs() + numeric.abs()).max(1e-6);
+                assert!(
+                    error < 1e-4,
+                    "{}[{}]: analytic {} numeric {numeric} (relative error {error:.2e})",
+                    member.name,
+                    i - member.offset,
+                    analytic[i]
+                );
+                checked += 1;
+            }
         }
         var.set(&Tensor::from_vec(original, var.shape(), &Device::Cpu).unwrap())
             .unwrap();
     }
-    assert_eq!(model.params().len(), 2 + 2 * 12 + 2);
+    assert_eq!(model.params().named().unwrap().len(), 2 + 2 * 12 + 2);
     assert!(checked > 200);
 }
 
@@ -96,10 +101,9 @@ fn every_parameter_tensor_receives_a_nonzero_gradient() {
         random_ids(&mut rng, 3, 8, 13),
     );
     let grads = loss(&model, &x, &y).backward().unwrap();
-    for (name, var) in model.params().iter() {
-        let g = grads
-            .get(var.as_tensor())
-            .unwrap_or_else(|| panic!("{name} has no gradient"));
+    let named = model.params().named_grads(&grads).unwrap();
+    assert_eq!(named.len(), model.params().named().unwrap().len());
+    for (name, g) in &named {
         let norm = g
             .sqr()
             .unwrap()
@@ -109,7 +113,7 @@ fn every_parameter_tensor_receives_a_nonzero_gradient() {
             .unwrap();
         assert!(norm > 0.0, "{name} has an all-zero gradient");
     }
-    let names: Vec<&String> = model.params().iter().map(|(n, _)| n).collect();
+    let names: Vec<&String> = named.iter().map(|(n, _)| n).collect();
     for expected in [
         "transformer.wte.weight",
         "transformer.wpe.weight",
@@ -239,9 +243,11 @@ fn gradient_accumulation_equals_one_large_batch() {
             AdamW::new(model.params(), train.beta1, train.beta2, train.weight_decay).unwrap();
         let report = train_step(&model, &mut optimizer, &train, 0, batches).unwrap();
         let (loss, norm) = (report.loss, report.grad_norm);
-        let weights: Vec<f32> = model
-            .params()
-            .get("transformer.h.0.attn.c_attn.weight")
+        let named = model.params().named().unwrap();
+        let weights: Vec<f32> = named
+            .iter()
+            .find(|(name, _)| name == "transformer.h.0.attn.c_attn.weight")
+            .map(|(_, t)| t)
             .unwrap()
             .flatten_all()
             .unwrap()

@@ -183,9 +183,11 @@ fn bf16_matrices_compute_with_the_rounded_weights() {
     let narrow = Gpt::load(&dir(), precision, &Device::Cpu).unwrap();
     let matrices: Vec<String> = narrow
         .params()
-        .iter()
+        .named()
+        .unwrap()
+        .into_iter()
         .filter(|(_, p)| p.dtype() == DType::BF16)
-        .map(|(name, _)| name.clone())
+        .map(|(name, _)| name)
         .collect();
     // Every block's four matrices and the tied token embedding.
     let layers = narrow.config().n_layer;

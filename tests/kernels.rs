@@ -391,7 +391,24 @@ fn composed_block(
 ) -> Tensor {
     let c = x.dim(2).unwrap();
     let m = split_flat(matrices, &matrix_sizes(c));
-    let v = split_flat(vectors, &vector_sizes(c));
+    let v = split_flat(vectors, &vector_sizes(c, spec.bias));
+    // Without biases: the two LayerNorm weights, zeros for every bias.
+    let v = if spec.bias {
+        v
+    } else {
+        let zeros = |n: usize| Tensor::zeros(n, x.dtype(), x.device()).unwrap();
+        let (w1, w2) = (v[0].clone(), v[1].clone());
+        vec![
+            w1,
+            zeros(c),
+            zeros(3 * c),
+            zeros(c),
+            w2,
+            zeros(c),
+            zeros(4 * c),
+            zeros(c),
+        ]
+    };
     let matrix = |i: usize, d_in: usize| m[i].reshape((d_in, m[i].elem_count() / d_in)).unwrap();
     let drop = |t: Tensor, seed: u64| {
         if spec.dropout > 0.0 {
@@ -420,10 +437,17 @@ fn composed_block(
 
 /// Random inputs for a block `c` wide: x, the matrices (GPT-2's scale) and
 /// the vectors (LayerNorm weights near one).
-fn block_inputs(b: usize, t: usize, c: usize, dtype: DType, seed: u64) -> [Var; 3] {
+fn block_inputs(
+    spec: BlockSpec,
+    b: usize,
+    t: usize,
+    c: usize,
+    dtype: DType,
+    seed: u64,
+) -> [Var; 3] {
     let x = randn(&[b, t, c], dtype, seed);
     let m: usize = matrix_sizes(c).iter().sum();
-    let v: usize = vector_sizes(c).iter().sum();
+    let v: usize = vector_sizes(c, spec.bias).iter().sum();
     let scaled = |n: usize, seed: u64, scale: f64, shift: f64| {
         let t = randn(&[n], dtype, seed).as_tensor().affine(scale, shift);
         Var::from_tensor(&t.unwrap()).unwrap()
@@ -432,27 +456,30 @@ fn block_inputs(b: usize, t: usize, c: usize, dtype: DType, seed: u64) -> [Var; 
     [x, matrices, vectors]
 }
 
-fn block_spec(n_head: usize, causal: bool, dropout: f64) -> BlockSpec {
+fn block_spec(n_head: usize, causal: bool, dropout: f64, bias: bool) -> BlockSpec {
     BlockSpec {
         n_head,
         causal,
         eps: 1e-5,
         dropout,
         seeds: [11, 12, 13],
+        bias,
     }
 }
 
 #[test]
 fn transformer_block_matches_the_composed_kernels() {
-    // 70 positions: two attention tiles; padding, dropout, both directions.
-    for (causal, dropout, lengths) in [
-        (true, 0.0, vec![]),
-        (false, 0.0, vec![70, 41]),
-        (true, 0.2, vec![]),
-        (false, 0.1, vec![13, 70]),
+    // 70 positions: two attention tiles; padding, dropout, both directions,
+    // with and without biases.
+    for (causal, dropout, lengths, bias) in [
+        (true, 0.0, vec![], true),
+        (false, 0.0, vec![70, 41], true),
+        (true, 0.2, vec![], true),
+        (false, 0.1, vec![13, 70], true),
+        (true, 0.1, vec![], false),
     ] {
-        let spec = block_spec(4, causal, dropout);
-        let inputs = block_inputs(2, 70, 32, DType::F32, 5);
+        let spec = block_spec(4, causal, dropout, bias);
+        let inputs = block_inputs(spec, 2, 70, 32, DType::F32, 5);
         against_composite(
             &inputs,
             |x| transformer_block(&x[0], &x[1], &x[2], spec, &lengths).unwrap(),
@@ -463,9 +490,13 @@ fn transformer_block_matches_the_composed_kernels() {
 
 #[test]
 fn transformer_block_gradients_match_finite_differences() {
-    for (causal, dropout, lengths) in [(true, 0.3, vec![6, 4]), (false, 0.0, vec![])] {
-        let spec = block_spec(2, causal, dropout);
-        let inputs = block_inputs(2, 6, 8, DType::F64, 9);
+    for (causal, dropout, lengths, bias) in [
+        (true, 0.3, vec![6, 4], true),
+        (false, 0.0, vec![], true),
+        (true, 0.0, vec![], false),
+    ] {
+        let spec = block_spec(2, causal, dropout, bias);
+        let inputs = block_inputs(spec, 2, 6, 8, DType::F64, 9);
         against_finite_differences(&inputs, |x| {
             transformer_block(&x[0], &x[1], &x[2], spec, &lengths).unwrap()
         });
@@ -474,8 +505,8 @@ fn transformer_block_gradients_match_finite_differences() {
 
 #[test]
 fn transformer_block_with_bf16_matrices_is_for_inference() {
-    let spec = block_spec(4, true, 0.0);
-    let [x, m, v] = block_inputs(2, 9, 32, DType::F32, 3);
+    let spec = block_spec(4, true, 0.0, true);
+    let [x, m, v] = block_inputs(spec, 2, 9, 32, DType::F32, 3);
     let narrow = m.as_tensor().to_dtype(DType::BF16).unwrap();
     let rounded = narrow.to_dtype(DType::F32).unwrap();
     let y = transformer_block(x.as_tensor(), &narrow, v.as_tensor(), spec, &[]).unwrap();

@@ -44,6 +44,8 @@ pub struct BlockSpec {
     /// Dropout seeds: the attention weights, the attention branch's output,
     /// the MLP branch's output.
     pub seeds: [u64; 3],
+    /// Whether the linear layers and LayerNorms have biases.
+    pub bias: bool,
 }
 
 /// Elements of the block's matrices as they follow one another in
@@ -57,9 +59,33 @@ pub fn matrix_sizes(dim: usize) -> [usize; 4] {
 
 /// Elements of the block's vectors as they follow one another in
 /// `vectors`: `ln_1` weight and bias, `attn.c_attn` bias, `attn.c_proj`
-/// bias, `ln_2` weight and bias, `mlp.c_fc` bias, `mlp.c_proj` bias.
-pub fn vector_sizes(dim: usize) -> [usize; 8] {
+/// bias, `ln_2` weight and bias, `mlp.c_fc` bias, `mlp.c_proj` bias; without
+/// biases, the two LayerNorm weights only.
+pub fn vector_sizes(dim: usize, bias: bool) -> Vec<usize> {
+    if bias {
+        all_vector_sizes(dim).to_vec()
+    } else {
+        vec![dim, dim]
+    }
+}
+
+/// The sizes of all eight vectors, biases included.
+fn all_vector_sizes(dim: usize) -> [usize; 8] {
     [dim, dim, 3 * dim, dim, dim, dim, 4 * dim, dim]
+}
+
+/// All eight vectors of a block `c` wide, as one buffer in
+/// [`all_vector_sizes`]' order: `v` itself with biases, else `v`'s two
+/// LayerNorm weights with zeros for the biases.
+fn all_vectors<T: Float>(v: &[T], c: usize, bias: bool) -> Cow<'_, [T]> {
+    if bias {
+        return Cow::Borrowed(v);
+    }
+    let mut all = vec![T::zero(); all_vector_sizes(c).iter().sum()];
+    all[..c].copy_from_slice(&v[..c]);
+    let ln2 = 6 * c;
+    all[ln2..ln2 + c].copy_from_slice(&v[c..2 * c]);
+    Cow::Owned(all)
 }
 
 /// The block applied to `x` (`[batch, seq, dim]`), with its parameters
@@ -74,7 +100,10 @@ pub fn transformer_block(
     lengths: &[usize],
 ) -> candle_core::Result<Tensor> {
     let (b, t, c) = x.dims3()?;
-    let (m, v): (usize, usize) = (matrix_sizes(c).iter().sum(), vector_sizes(c).iter().sum());
+    let (m, v): (usize, usize) = (
+        matrix_sizes(c).iter().sum(),
+        vector_sizes(c, spec.bias).iter().sum(),
+    );
     if matrices.dims() != [m] || vectors.dims() != [v] {
         candle_core::bail!(
             "transformer_block: a block {c} wide takes [{m}] matrix and [{v}] vector elements, not {:?} and {:?}",
@@ -222,7 +251,9 @@ impl Block {
     ) -> candle_core::Result<(Vec<T>, Saved<T>)> {
         let (b, t, c) = shape.dims3()?;
         let [w_attn, w_proj, w_fc, w_mlp] = parts(m, matrix_sizes(c));
-        let [ln1_w, ln1_b, b_attn, b_proj, ln2_w, ln2_b, b_fc, b_mlp] = parts(v, vector_sizes(c));
+        let v = all_vectors(v, c, self.spec.bias);
+        let [ln1_w, ln1_b, b_attn, b_proj, ln2_w, ln2_b, b_fc, b_mlp] =
+            parts(&v, all_vector_sizes(c));
         let (p, eps, seeds) = (self.spec.dropout, self.spec.eps, self.spec.seeds);
         let (xn1, ln1) = layer_norm::forward(x, ln1_w, ln1_b, c, eps);
         let qkv = product(&xn1, w_attn, WeightLayout::InOut, c, 3 * c, |_, out| {
@@ -274,7 +305,11 @@ impl Block {
         let (b, t, c) = shape.dims3()?;
         let n = b * t;
         let [w_attn, w_proj, w_fc, w_mlp] = parts(m, matrix_sizes(c));
-        let [ln1_w, _, _, _, ln2_w, _, _, _] = parts(v, vector_sizes(c));
+        let (ln1_w, ln2_w) = if self.spec.bias {
+            (&v[..c], &v[6 * c..7 * c])
+        } else {
+            (&v[..c], &v[c..2 * c])
+        };
         let (p, seeds) = (self.spec.dropout, self.spec.seeds);
         let masked = |g: &[T], seed: u64| -> Vec<T> { apply_mask(g, p, seed) };
         let mut dm: Vec<T> = Vec::with_capacity(m.len());
@@ -288,9 +323,9 @@ impl Block {
                 at
             })
         };
-        let mut dv = vec![T::zero(); v.len()];
+        let mut dv = vec![T::zero(); all_vector_sizes(c).iter().sum()];
         let [dln1_w, dln1_b, db_attn, db_proj, dln2_w, dln2_b, db_fc, db_mlp] =
-            parts_mut(&mut dv, vector_sizes(c));
+            parts_mut(&mut dv, all_vector_sizes(c));
         let fresh = |len: usize| -> Vec<T> { Vec::with_capacity(len) };
 
         // The MLP branch.
@@ -382,6 +417,10 @@ impl Block {
         dln1_b.copy_from_slice(&db);
         // SAFETY: the four products above wrote all of `dm`.
         unsafe { dm.set_len(m.len()) };
+        if !self.spec.bias {
+            // Only the LayerNorm weights are parameters.
+            dv = [&dv[..c], &dv[6 * c..7 * c]].concat();
+        }
         Ok((dx, dm, dv))
     }
 

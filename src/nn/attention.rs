@@ -66,11 +66,6 @@ impl SelfAttention {
         mode.dropout(&self.c_proj.forward(&y)?, self.dropout)
     }
 
-    /// The query-key-value and output projections, `c_attn` and `c_proj`.
-    pub(crate) fn projections(&self) -> (&Linear, &Linear) {
-        (&self.c_attn, &self.c_proj)
-    }
-
     /// The attention weights of `x` (`[batch, seq, dim]`), as
     /// `[batch, n_head, seq, seq]`: row `i` of a head is how much position `i`
     /// attends to each position (zero past `i` when causal). Computed apart

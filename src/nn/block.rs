@@ -1,10 +1,11 @@
 //! The pre-LayerNorm Transformer block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`.
 //!
-//! A whole pass over a sequence runs as seer's fused block kernel, its
-//! parameters packed into the kernel's two flat tensors on each call (a copy
-//! of the weights, small beside the pass; their gradients flow back through
-//! the packing to each named parameter). Generation with a KV cache runs the
-//! layers one by one.
+//! A whole pass over a sequence runs as seer's fused block kernel. The
+//! block's parameters live packed as that kernel takes them, in two flat
+//! trainable tensors (its matrices, its vectors), which the optimizer
+//! updates; the named parameters (`attn.c_attn.weight`, ...) that
+//! checkpoints hold and the layers read are views of them. Generation with
+//! a KV cache runs the layers one by one.
 
 use super::{Init, LayerCache, LayerNorm, Mlp, Mode, ParamBuilder, SelfAttention};
 use crate::kernels::{transformer_block, BlockSpec};
@@ -34,6 +35,9 @@ pub struct BlockShape {
 #[derive(Debug, Clone)]
 pub struct Block {
     shape: BlockShape,
+    /// The packed matrices and vectors (see [`crate::kernels::matrix_sizes`]).
+    matrices: Tensor,
+    vectors: Tensor,
     ln_1: LayerNorm,
     attn: SelfAttention,
     ln_2: LayerNorm,
@@ -41,30 +45,74 @@ pub struct Block {
 }
 
 impl Block {
-    /// Builds the block's parameters under `p`.
+    /// Builds the block's parameters under `p`, packed.
     pub fn new(p: &ParamBuilder, s: &BlockShape) -> Result<Self> {
+        // Built once to draw (or load) every parameter by name, then packed,
+        // then built again: the second time each layer gets views of the packs.
+        Self::layers(p, s)?;
+        let matrices = p.pack(
+            "matrices",
+            &[
+                "attn.c_attn.weight",
+                "attn.c_proj.weight",
+                "mlp.c_fc.weight",
+                "mlp.c_proj.weight",
+            ],
+        )?;
+        let vectors = if s.bias {
+            p.pack(
+                "vectors",
+                &[
+                    "ln_1.weight",
+                    "ln_1.bias",
+                    "attn.c_attn.bias",
+                    "attn.c_proj.bias",
+                    "ln_2.weight",
+                    "ln_2.bias",
+                    "mlp.c_fc.bias",
+                    "mlp.c_proj.bias",
+                ],
+            )?
+        } else {
+            p.pack("vectors", &["ln_1.weight", "ln_2.weight"])?
+        };
+        let (ln_1, attn, ln_2, mlp) = Self::layers(p, s)?;
         Ok(Self {
             shape: *s,
-            ln_1: LayerNorm::new(&p.pp("ln_1"), s.dim, s.bias, s.eps)?,
-            attn: SelfAttention::new(
-                &p.pp("attn"),
-                s.dim,
-                s.n_head,
-                s.causal,
-                s.bias,
-                s.dropout,
-                s.proj_init,
-            )?,
-            ln_2: LayerNorm::new(&p.pp("ln_2"), s.dim, s.bias, s.eps)?,
-            mlp: Mlp::new(
-                &p.pp("mlp"),
-                s.dim,
-                4 * s.dim,
-                s.bias,
-                s.dropout,
-                s.proj_init,
-            )?,
+            matrices,
+            vectors,
+            ln_1,
+            attn,
+            ln_2,
+            mlp,
         })
+    }
+
+    /// The block's layers under `p`.
+    fn layers(
+        p: &ParamBuilder,
+        s: &BlockShape,
+    ) -> Result<(LayerNorm, SelfAttention, LayerNorm, Mlp)> {
+        let ln_1 = LayerNorm::new(&p.pp("ln_1"), s.dim, s.bias, s.eps)?;
+        let attn = SelfAttention::new(
+            &p.pp("attn"),
+            s.dim,
+            s.n_head,
+            s.causal,
+            s.bias,
+            s.dropout,
+            s.proj_init,
+        )?;
+        let ln_2 = LayerNorm::new(&p.pp("ln_2"), s.dim, s.bias, s.eps)?;
+        let mlp = Mlp::new(
+            &p.pp("mlp"),
+            s.dim,
+            4 * s.dim,
+            s.bias,
+            s.dropout,
+            s.proj_init,
+        )?;
+        Ok((ln_1, attn, ln_2, mlp))
     }
 
     /// Applies the block to `x` (`[batch, seq, dim]`).
@@ -88,32 +136,15 @@ impl Block {
                 0.0
             },
             seeds: seeds.map(|s| s.unwrap_or(0)),
+            bias: self.shape.bias,
         };
-        let (matrices, vectors) = self.packed(x)?;
-        Ok(transformer_block(x, &matrices, &vectors, spec, lengths)?)
-    }
-
-    /// The parameters as the block kernel takes them: the four matrices
-    /// flattened one after another, then the eight vectors (zeros for
-    /// missing biases, in the dtype of `x`).
-    fn packed(&self, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let (c_attn, attn_proj) = self.attn.projections();
-        let (c_fc, mlp_proj) = self.mlp.layers();
-        let matrices = [c_attn, attn_proj, c_fc, mlp_proj]
-            .map(|layer| layer.weight().flatten_all())
-            .into_iter()
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let vectors = [
-            self.ln_1.weight().clone(),
-            self.ln_1.bias_or_zeros()?,
-            c_attn.bias_or_zeros(x)?,
-            attn_proj.bias_or_zeros(x)?,
-            self.ln_2.weight().clone(),
-            self.ln_2.bias_or_zeros()?,
-            c_fc.bias_or_zeros(x)?,
-            mlp_proj.bias_or_zeros(x)?,
-        ];
-        Ok((Tensor::cat(&matrices, 0)?, Tensor::cat(&vectors, 0)?))
+        Ok(transformer_block(
+            x,
+            &self.matrices,
+            &self.vectors,
+            spec,
+            lengths,
+        )?)
     }
 
     /// Applies the block to `x` in inference and returns, with the output,

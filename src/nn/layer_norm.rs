@@ -35,13 +35,8 @@ impl LayerNorm {
         )?)
     }
 
-    /// The weight, `[dim]`.
-    pub(crate) fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-
     /// The bias, or zeros when the layer has none.
-    pub(crate) fn bias_or_zeros(&self) -> Result<Tensor> {
+    fn bias_or_zeros(&self) -> Result<Tensor> {
         Ok(match &self.bias {
             Some(b) => b.clone(),
             None => self.weight.zeros_like()?,

@@ -53,13 +53,8 @@ impl Linear {
         )?)
     }
 
-    /// The weight, `[d_in, d_out]`.
-    pub(crate) fn weight(&self) -> &Tensor {
-        &self.weight
-    }
-
     /// The bias, or zeros in the dtype of the input `x`.
-    pub(crate) fn bias_or_zeros(&self, x: &Tensor) -> Result<Tensor> {
+    fn bias_or_zeros(&self, x: &Tensor) -> Result<Tensor> {
         match &self.bias {
             Some(b) => Ok(b.clone()),
             None => Ok(Tensor::zeros(

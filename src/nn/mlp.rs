@@ -30,11 +30,6 @@ impl Mlp {
         })
     }
 
-    /// The expanding and projecting layers, `c_fc` and `c_proj`.
-    pub(crate) fn layers(&self) -> (&Linear, &Linear) {
-        (&self.c_fc, &self.c_proj)
-    }
-
     /// Applies the MLP to `x` (`[..., dim]`).
     pub fn forward(&self, x: &Tensor, mode: &mut Mode) -> Result<Tensor> {
         let h = self.c_fc.forward_gelu(x)?;

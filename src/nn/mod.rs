@@ -35,7 +35,9 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use neighbour_mix::NeighbourMix;
-pub use params::{load_tensors, save_tensors, Init, ParamBuilder, ParamSource, Params, Precision};
+pub use params::{
+    load_tensors, save_tensors, Init, Member, ParamBuilder, ParamSource, Params, Precision,
+};
 pub use patch::{patchify, unpatchify};
 pub use patch_io::PatchIo;
 pub use position::{grid_embedding, timestep_embedding};

@@ -1,29 +1,82 @@
 //! Named parameters: created with a deterministic initialisation, or loaded
 //! from safetensors by name, and saved back with the same names.
+//!
+//! Several parameters may be packed into one flat trainable tensor (a
+//! Transformer block's matrices, for its fused kernel): the optimizer then
+//! sees the pack, while loading, saving and the layers see each named
+//! parameter, as a view of its part of the pack.
 
 use crate::{Error, Result};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Shape, Tensor, Var};
 use rand::SeedableRng;
 use rand_distr::{Distribution, Normal};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-/// A model's trainable tensors by name, in name order.
+/// A model's trainable tensors by name, in name order: each a named
+/// parameter, or a pack of several.
 #[derive(Clone, Default)]
 pub struct Params {
     vars: BTreeMap<String, Var>,
+    /// The named parameters inside each pack, by the pack's name.
+    packs: BTreeMap<String, Vec<Member>>,
+}
+
+/// A named parameter's place in a trainable tensor: its elements from
+/// `offset` on, in `shape`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    /// The parameter's name.
+    pub name: String,
+    /// Where its elements start in the flat tensor.
+    pub offset: usize,
+    /// Its shape.
+    pub shape: Shape,
 }
 
 impl Params {
-    /// The parameters, in name order.
+    /// The trainable tensors (parameters and packs), in name order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Var)> {
         self.vars.iter()
     }
 
-    /// The parameter called `name`.
+    /// The trainable tensor called `name`.
     pub fn get(&self, name: &str) -> Option<&Var> {
         self.vars.get(name)
+    }
+
+    /// The named parameters in the trainable tensor `name`: a pack's
+    /// members, or the parameter itself.
+    pub fn members(&self, name: &str) -> Vec<Member> {
+        match (self.packs.get(name), self.vars.get(name)) {
+            (Some(members), _) => members.clone(),
+            (None, Some(var)) => vec![Member {
+                name: name.to_string(),
+                offset: 0,
+                shape: var.shape().clone(),
+            }],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Every named parameter, in name order, packed ones as views of their
+    /// part of the pack (what a checkpoint holds).
+    pub fn named(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut named = Vec::new();
+        for (name, var) in &self.vars {
+            match self.packs.get(name) {
+                Some(members) => {
+                    for m in members {
+                        named.push((m.name.clone(), member_view(var.as_tensor(), m)?));
+                    }
+                }
+                None => named.push((name.clone(), var.as_tensor().clone())),
+            }
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
     }
 
     /// Number of tensors.
@@ -48,7 +101,22 @@ impl Params {
                     .map(move |(name, var)| (format!("{prefix}.{name}"), var.clone()))
             })
             .collect();
-        Params { vars }
+        let packs = parts
+            .iter()
+            .flat_map(|(prefix, params)| {
+                params.packs.iter().map(move |(name, members)| {
+                    let members = members
+                        .iter()
+                        .map(|m| Member {
+                            name: format!("{prefix}.{}", m.name),
+                            ..m.clone()
+                        })
+                        .collect();
+                    (format!("{prefix}.{name}"), members)
+                })
+            })
+            .collect();
+        Params { vars, packs }
     }
 
     /// Total number of scalar parameters.
@@ -56,16 +124,36 @@ impl Params {
         self.vars.values().map(|v| v.elem_count()).sum()
     }
 
+    /// The gradient of every named parameter that has one in `grads`, in
+    /// name order (packed parameters' as views of their pack's gradient).
+    pub fn named_grads(&self, grads: &GradStore) -> Result<Vec<(String, Tensor)>> {
+        let mut named = Vec::new();
+        for (name, var) in &self.vars {
+            let Some(grad) = grads.get(var.as_tensor()) else {
+                continue;
+            };
+            for member in self.members(name) {
+                let view = member_view(&grad.flatten_all()?, &member)?;
+                named.push((member.name, view));
+            }
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(named)
+    }
+
     /// Saves every parameter to a safetensors file, atomically, with
     /// `metadata` in its header.
     pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
-        let tensors: Vec<(String, Tensor)> = self
-            .vars
-            .iter()
-            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
-            .collect();
-        save_tensors(&tensors, path, metadata)
+        save_tensors(&self.named()?, path, metadata)
     }
+}
+
+/// The part of the flat `pack` that holds `member`, as a view in its shape.
+fn member_view(pack: &Tensor, member: &Member) -> Result<Tensor> {
+    Ok(pack
+        .detach()
+        .narrow(0, member.offset, member.shape.elem_count())?
+        .reshape(member.shape.clone())?)
 }
 
 /// Saves named tensors to a safetensors file, atomically.
@@ -249,6 +337,9 @@ impl ParamBuilder<'_> {
     fn get_as(&self, shape: &[usize], name: &str, init: Init, dtype: DType) -> Result<Tensor> {
         let name = self.full_name(name);
         let mut state = self.state.borrow_mut();
+        if let Some(view) = state.params.packed_view(&name)? {
+            return Ok(view);
+        }
         let device = state.device.clone();
         let tensor = match &mut state.source {
             Source::Init(rng) => {
@@ -285,5 +376,49 @@ impl ParamBuilder<'_> {
         let out = var.as_tensor().clone();
         state.params.vars.insert(name, var);
         Ok(out)
+    }
+
+    /// Packs the parameters `members` (names under this builder, handed out
+    /// already, of one dtype) into one flat trainable tensor called `name`,
+    /// in that order, and returns it. From then on the builder hands out
+    /// each member as a view of its part of the pack (no new draw or load),
+    /// so layers built again see the pack's values as training changes them.
+    pub fn pack(&self, name: &str, members: &[&str]) -> Result<Tensor> {
+        let name = self.full_name(name);
+        let mut state = self.state.borrow_mut();
+        let params = &mut state.params;
+        let mut parts = Vec::with_capacity(members.len());
+        let mut placed = Vec::with_capacity(members.len());
+        let mut offset = 0;
+        for member in members {
+            let full = self.full_name(member);
+            let var = params.vars.remove(&full).ok_or_else(|| {
+                Error::Invalid(format!("cannot pack '{full}': no such parameter yet"))
+            })?;
+            parts.push(var.as_tensor().detach().flatten_all()?);
+            placed.push(Member {
+                name: full,
+                offset,
+                shape: var.shape().clone(),
+            });
+            offset += var.elem_count();
+        }
+        let var = Var::from_tensor(&Tensor::cat(&parts, 0)?)?;
+        let out = var.as_tensor().clone();
+        params.vars.insert(name.clone(), var);
+        params.packs.insert(name, placed);
+        Ok(out)
+    }
+}
+
+impl Params {
+    /// The view of the packed parameter `name`, if it is in a pack.
+    fn packed_view(&self, name: &str) -> Result<Option<Tensor>> {
+        for (pack, members) in &self.packs {
+            if let Some(m) = members.iter().find(|m| m.name == name) {
+                return Ok(Some(member_view(self.vars[pack].as_tensor(), m)?));
+            }
+        }
+        Ok(None)
     }
 }

@@ -4,7 +4,7 @@
 //! place on seer's fused kernel.
 
 use crate::kernels::{adamw_update, sum_of_squares, AdamWStep};
-use crate::nn::{load_tensors, save_tensors, Params};
+use crate::nn::{load_tensors, save_tensors, Member, Params};
 use crate::{Error, Result};
 use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
@@ -16,7 +16,8 @@ use std::path::Path;
 const EPS: f64 = 1e-8;
 
 struct Slot {
-    name: String,
+    /// The named parameters the tensor holds (itself, or a pack's members).
+    members: Vec<Member>,
     var: Var,
     /// `[2, n]`: the first moment, then the second.
     moments: Tensor,
@@ -33,16 +34,18 @@ pub struct AdamW {
 }
 
 impl AdamW {
-    /// Fresh moments for every parameter; weight decay on tensors of rank ≥ 2.
+    /// Fresh moments for every trainable tensor; weight decay on matrices
+    /// (parameters of rank ≥ 2, and packs of them).
     pub fn new(params: &Params, beta1: f64, beta2: f64, weight_decay: f64) -> Result<Self> {
         let slots = params
             .iter()
             .map(|(name, var)| {
+                let members = params.members(name);
                 Ok(Slot {
-                    name: name.clone(),
+                    decay: members.iter().all(|m| m.shape.rank() >= 2),
+                    members,
                     var: var.clone(),
                     moments: Tensor::zeros((2, var.elem_count()), var.dtype(), var.device())?,
-                    decay: var.rank() >= 2,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -103,19 +106,21 @@ impl AdamW {
         Ok(norm)
     }
 
-    /// Saves the moments (`m.NAME`, `v.NAME`) and the step count to `path`.
+    /// Saves the moments (`m.NAME`, `v.NAME` for every named parameter, in
+    /// its shape) and the step count to `path`.
     pub fn save(&self, path: &Path, metadata: &HashMap<String, String>) -> Result<()> {
         let mut tensors = Vec::with_capacity(2 * self.slots.len());
         for slot in &self.slots {
-            let shape = slot.var.shape();
-            tensors.push((
-                format!("m.{}", slot.name),
-                slot.moments.get(0)?.reshape(shape)?,
-            ));
-            tensors.push((
-                format!("v.{}", slot.name),
-                slot.moments.get(1)?.reshape(shape)?,
-            ));
+            for member in &slot.members {
+                for (kind, row) in [("m", 0), ("v", 1)] {
+                    let moment = slot
+                        .moments
+                        .get(row)?
+                        .narrow(0, member.offset, member.shape.elem_count())?
+                        .reshape(member.shape.clone())?;
+                    tensors.push((format!("{kind}.{}", member.name), moment));
+                }
+            }
         }
         let mut metadata = metadata.clone();
         metadata.insert("adamw_step".into(), self.step.to_string());
@@ -131,20 +136,25 @@ impl AdamW {
             .unwrap_or(candle_core::Device::Cpu);
         let (mut tensors, metadata) = load_tensors(path, &device)?;
         for slot in &mut self.slots {
+            let dtype = slot.var.dtype();
             let mut moment = |kind: &str| -> Result<Tensor> {
-                let key = format!("{kind}.{}", slot.name);
-                let t = tensors
-                    .remove(&key)
-                    .ok_or_else(|| Error::bad_file(path, format!("tensor '{key}' is missing")))?;
-                if t.dims() != slot.var.dims() {
-                    let expected = slot.var.dims();
-                    let reason = format!(
-                        "tensor '{key}' has shape {:?}, expected {expected:?}",
-                        t.dims()
-                    );
-                    return Err(Error::bad_file(path, reason));
+                let mut parts = Vec::with_capacity(slot.members.len());
+                for member in &slot.members {
+                    let key = format!("{kind}.{}", member.name);
+                    let t = tensors.remove(&key).ok_or_else(|| {
+                        Error::bad_file(path, format!("tensor '{key}' is missing"))
+                    })?;
+                    if t.shape() != &member.shape {
+                        let reason = format!(
+                            "tensor '{key}' has shape {:?}, expected {:?}",
+                            t.dims(),
+                            member.shape.dims()
+                        );
+                        return Err(Error::bad_file(path, reason));
+                    }
+                    parts.push(t.to_dtype(dtype)?.flatten_all()?);
                 }
-                Ok(t.to_dtype(slot.var.dtype())?.flatten_all()?)
+                Ok(Tensor::cat(&parts, 0)?)
             };
             let (m, v) = (moment("m")?, moment("v")?);
             slot.moments = Tensor::stack(&[m, v], 0)?;
