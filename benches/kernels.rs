@@ -12,7 +12,8 @@ mod composite;
 use candle_core::{DType, Device, Tensor, Var};
 use composite::{composite_attention, composite_layer_norm, composite_linear};
 use seer::kernels::{
-    attention, cross_entropy, dropout, layer_norm, linear, AttentionSpec, WeightLayout,
+    attention, cross_entropy, dropout, layer_norm, linear, transformer_block, AttentionSpec,
+    BlockSpec, WeightLayout,
 };
 use std::time::Instant;
 
@@ -111,4 +112,59 @@ fn main() {
             .unwrap();
         (x.as_tensor() * mask).unwrap()
     });
+    whole_block(&x, h);
+}
+
+/// The whole GPT-2 block: the fused kernel on packed parameters against the
+/// same block composed of candle's ops on separate parameters.
+fn whole_block(x: &Var, h: usize) {
+    let c = x.dim(2).unwrap();
+    let (ln1_w, ln1_b, ln2_w, ln2_b) = (var(&[c]), var(&[c]), var(&[c]), var(&[c]));
+    let (w_attn, b_attn) = (var(&[c, 3 * c]), var(&[3 * c]));
+    let (w_proj, b_proj) = (var(&[c, c]), var(&[c]));
+    let (w_fc, b_fc) = (var(&[c, 4 * c]), var(&[4 * c]));
+    let (w_mlp, b_mlp) = (var(&[4 * c, c]), var(&[c]));
+    let flat = |vars: &[&Var]| {
+        let parts: Vec<Tensor> = vars
+            .iter()
+            .map(|v| v.as_tensor().flatten_all().unwrap())
+            .collect();
+        Var::from_tensor(&Tensor::cat(&parts, 0).unwrap()).unwrap()
+    };
+    let matrices = flat(&[&w_attn, &w_proj, &w_fc, &w_mlp]);
+    let vectors = flat(&[
+        &ln1_w, &ln1_b, &b_attn, &b_proj, &ln2_w, &ln2_b, &b_fc, &b_mlp,
+    ]);
+    let spec = BlockSpec {
+        n_head: h,
+        causal: true,
+        eps: 1e-5,
+        dropout: 0.0,
+        seeds: [0; 3],
+        bias: true,
+    };
+    let layer = |x: &Tensor, w: &Var, b: &Var, gelu: bool| {
+        composite_linear(x, w, b, WeightLayout::InOut, gelu)
+    };
+    row(
+        "whole block (LayerNorms, attention, MLP, residuals)",
+        &|| transformer_block(x, &matrices, &vectors, spec, &[]).unwrap(),
+        &|| {
+            let qkv = layer(
+                &composite_layer_norm(x, &ln1_w, &ln1_b),
+                &w_attn,
+                &b_attn,
+                false,
+            );
+            let att = composite_attention(&qkv, h, true);
+            let x1 = (x.as_tensor() + layer(&att, &w_proj, &b_proj, false)).unwrap();
+            let hidden = layer(
+                &composite_layer_norm(&x1, &ln2_w, &ln2_b),
+                &w_fc,
+                &b_fc,
+                true,
+            );
+            (&x1 + layer(&hidden, &w_mlp, &b_mlp, false)).unwrap()
+        },
+    );
 }
