@@ -417,6 +417,67 @@ fn training_continues_from_a_saved_model() {
 }
 
 #[test]
+fn the_binding_probe_reports_every_band_and_repeats_for_a_seed() {
+    let m = model().to_str().unwrap();
+    let probe = |seed: &str| {
+        let args = [
+            "eval",
+            "binding",
+            "--model",
+            m,
+            "--pictures",
+            "6",
+            "--bands",
+            "3",
+            "--seed",
+            seed,
+            "--json",
+        ];
+        let out = seer(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let report = probe("3");
+    let rows = report["timesteps"].as_array().unwrap();
+    let steps: Vec<u64> = rows
+        .iter()
+        .map(|r| r["timestep"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps.len(), 3);
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "{steps:?}");
+    for row in rows {
+        assert_eq!(row["pictures"], 6);
+        assert!(row["correct"].as_u64().unwrap() <= 6);
+        assert!(row["mean_gap"].as_f64().unwrap().is_finite());
+    }
+    assert_eq!(report, probe("3"), "the same seed probes the same way");
+    let table = seer(&[
+        "eval",
+        "binding",
+        "--model",
+        m,
+        "--pictures",
+        "4",
+        "--bands",
+        "2",
+    ]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(
+        table.stdout.contains("true caption wins"),
+        "{}",
+        table.stdout
+    );
+    fails(
+        &["eval", "binding", "--model", m, "--bands", "0"],
+        &["--bands"],
+    );
+    fails(
+        &["eval", "binding", "--model", m, "--pictures", "0"],
+        &["picture"],
+    );
+}
+
+#[test]
 fn stage_one_trains_alone_and_is_scored_alone() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("clip");
@@ -434,6 +495,7 @@ fn stage_one_trains_alone_and_is_scored_alone() {
         eval.stdout
     );
     assert!(eval.stdout.contains("no denoiser"), "{}", eval.stdout);
+    fails(&["eval", "binding", "--model", o], &["no denoiser"]);
     let other = dir.path().join("other");
     fails(
         &[

@@ -2,12 +2,17 @@
 //! CLIP retrieval and hard negatives, then a GenEval-style table of
 //! generated pictures judged by the detector; or, for MNIST models, the
 //! share of generated digits a classifier reads as the prompted digit.
+//! `seer eval binding`: the denoiser as a classifier between a two-object
+//! caption and the same caption with its colours exchanged, per timestep.
 
 use seer::data::grid;
 use seer::data::mnist::Mnist;
 use seer::data::shapes::Category;
 use seer::diffusion::SamplerKind;
-use seer::eval::{evaluate_clip, evaluate_digits, evaluate_images, ClipReport, DigitClassifier};
+use seer::eval::{
+    evaluate_clip, evaluate_digits, evaluate_images, probe_binding, probe_timesteps, ClipReport,
+    DigitClassifier,
+};
 use seer::generate::ImageOptions;
 use seer::model::ImageModel;
 use std::path::PathBuf;
@@ -21,6 +26,29 @@ const EXAMPLES_PER_CATEGORY: usize = 8;
 pub enum Kind {
     /// Score a text-to-image model on the shapes world.
     Image(ImageArgs),
+    /// Probe a shapes model's attribute binding without drawing: how often
+    /// the denoiser predicts better given a two-object caption than given
+    /// it with the colours exchanged, per timestep.
+    Binding(BindingArgs),
+}
+
+#[derive(clap::Args)]
+pub struct BindingArgs {
+    /// Image model folder made by `seer train image` on the shapes world.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// Two-object pictures to probe.
+    #[arg(long, default_value_t = 200)]
+    pictures: usize,
+    /// Timesteps probed: the centres of this many equal bands of the schedule.
+    #[arg(long, default_value_t = 10)]
+    bands: usize,
+    /// Seed of the scenes and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args)]
@@ -69,7 +97,10 @@ pub struct ImageArgs {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let Kind::Image(args) = args.kind;
+    let args = match args.kind {
+        Kind::Image(args) => args,
+        Kind::Binding(args) => return eval_binding(&args),
+    };
     let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
     match args.data.as_str() {
         "shapes" => {}
@@ -205,6 +236,43 @@ fn eval_mnist(args: &ImageArgs, model: &ImageModel) -> anyhow::Result<ExitCode> 
         args.steps,
         args.guidance,
         started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_binding(args: &BindingArgs) -> anyhow::Result<ExitCode> {
+    if args.bands == 0 {
+        anyhow::bail!("--bands 0: probe at least one band of timesteps");
+    }
+    let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
+    let timesteps = probe_timesteps(model.schedule.len(), args.bands);
+    let started = std::time::Instant::now();
+    let report = probe_binding(&model, args.pictures, &timesteps, args.seed)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "Binding probe on {} two-object pictures ({:.1} s): the true caption against the colours exchanged",
+        report.pictures,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  {:>8} {:>16} {:>14}",
+        "timestep", "true caption wins", "mean error gap"
+    );
+    for row in &report.timesteps {
+        println!(
+            "  {:>8} {:>15.1}% {:>13.2}%",
+            row.timestep,
+            row.percent(),
+            100.0 * row.mean_gap
+        );
+    }
+    println!(
+        "  {:>8} {:>15.1}%  (errors summed over the timesteps)",
+        "all",
+        100.0 * report.correct as f64 / report.pictures as f64
     );
     Ok(ExitCode::SUCCESS)
 }
