@@ -9,8 +9,7 @@
 
 use super::math::{gelu, gelu_grad, Weight};
 use super::{
-    contiguous, gemm_parallel, gemm_split, par_written, tensor_from, with_float, with_slice, Float,
-    SharedMut,
+    contiguous, gemm_split, par_written, tensor_from, with_float, with_slice, Float, SharedMut,
 };
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
@@ -142,7 +141,8 @@ pub(super) fn product<T: Float, W: Weight<T>>(
         // SAFETY: x is [n, d_in], W [d_in, d_out] by the strides, y [n, d_out]
         // and does not overlap either.
         unsafe {
-            gemm_parallel(
+            gemm_split(
+                rayon::current_num_threads(),
                 n,
                 d_out,
                 d_in,

@@ -214,41 +214,13 @@ impl<T> SharedMut<T> {
 unsafe impl<T> Send for SharedMut<T> {}
 unsafe impl<T> Sync for SharedMut<T> {}
 
-/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)`, `dst` split into one
-/// block of rows (or, when there are few rows, as in generation, of columns)
-/// per thread, each block a single-threaded `gemm`: at the sizes of a
-/// training step this runs about twice as fast on two cores as `gemm`'s own
-/// parallelism, which barely beats one thread there. Every matrix is given by
-/// its pointer, row stride and column stride.
-///
-/// # Safety
-/// As for `gemm`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_parallel<T: Float>(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: (*mut T, usize, usize),
-    accumulate: bool,
-    lhs: (*const T, usize, usize),
-    rhs: (*const T, usize, usize),
-    beta: T,
-) {
-    gemm_split(
-        rayon::current_num_threads(),
-        m,
-        n,
-        k,
-        dst,
-        accumulate,
-        lhs,
-        rhs,
-        beta,
-    )
-}
-
-/// [`gemm_parallel`] in at most `parts` blocks (one: a single `gemm` on the
-/// calling thread).
+/// `dst (m×n) = [dst +] beta·lhs (m×k) · rhs (k×n)`, `dst` split into at
+/// most `parts` blocks of rows (or, when there are few rows, as in
+/// generation, of columns), each block a single-threaded `gemm` (one part: a
+/// single `gemm` on the calling thread). With a part per thread, at the
+/// sizes of a training step, this runs about twice as fast on two cores as
+/// `gemm`'s own parallelism, which barely beats one thread there. Every
+/// matrix is given by its pointer, row stride and column stride.
 ///
 /// # Safety
 /// As for `gemm`.
