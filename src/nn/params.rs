@@ -79,7 +79,7 @@ impl Params {
         Ok(named)
     }
 
-    /// Number of tensors.
+    /// Number of trainable tensors (a pack counts once).
     pub fn len(&self) -> usize {
         self.vars.len()
     }
@@ -420,5 +420,56 @@ impl Params {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_parameters_are_views_of_one_trainable_tensor() {
+        let source = ParamSource::init(1, DType::F32, &Device::Cpu);
+        let p = source.builder().pp("block");
+        let w = p.get(&[2, 3], "w", Init::Normal(1.0)).unwrap();
+        let b = p.get(&[3], "b", Init::Ones).unwrap();
+        let keep = p.get(&[4], "kept", Init::Zeros).unwrap();
+        let pack = p.pack("packed", &["w", "b"]).unwrap();
+        let before: Vec<f32> = pack.to_vec1().unwrap();
+        let mut expected: Vec<f32> = w.flatten_all().unwrap().to_vec1().unwrap();
+        expected.extend(b.to_vec1::<f32>().unwrap());
+        assert_eq!(before, expected, "the pack holds the members in order");
+        // The builder now hands out views: no new draw, the pack's values.
+        let view = p.get(&[3], "b", Init::Zeros).unwrap();
+        assert_eq!(view.to_vec1::<f32>().unwrap(), vec![1.0; 3]);
+        assert!(p.pack("again", &["missing"]).is_err());
+        let params = source.into_params();
+        let names: Vec<&String> = params.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["block.kept", "block.packed"]);
+        assert_eq!(params.count(), 6 + 3 + 4);
+        let members = params.members("block.packed");
+        assert_eq!(members[1].name, "block.b");
+        assert_eq!(members[1].offset, 6);
+        // Changing the pack changes what the named parameters read.
+        let var = params.get("block.packed").unwrap();
+        let values: Vec<f32> = (0..9).map(|i| i as f32).collect();
+        var.set(&Tensor::new(values, &Device::Cpu).unwrap())
+            .unwrap();
+        let named = params.named().unwrap();
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["block.b", "block.kept", "block.w"]);
+        assert_eq!(named[0].1.to_vec1::<f32>().unwrap(), [6.0, 7.0, 8.0]);
+        assert_eq!(named[2].1.dims(), [2, 3]);
+        assert_eq!(view.to_vec1::<f32>().unwrap(), [6.0, 7.0, 8.0]);
+        // A gradient of the pack reaches each named parameter.
+        let loss = (var.as_tensor() * 2.0).unwrap().sum_all().unwrap();
+        let loss = (loss + keep.sum_all().unwrap()).unwrap();
+        let grads = loss.backward().unwrap();
+        let named = params.named_grads(&grads).unwrap();
+        let names: Vec<&str> = named.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["block.b", "block.kept", "block.w"]);
+        assert_eq!(named[0].1.to_vec1::<f32>().unwrap(), [2.0; 3]);
+        assert_eq!(named[1].1.to_vec1::<f32>().unwrap(), [1.0; 4]);
+        assert_eq!(named[2].1.to_vec2::<f32>().unwrap(), [[2.0; 3]; 2]);
     }
 }
