@@ -2,10 +2,12 @@
 //! (the MLP's first layer), for `x` of any rank `[..., in]`.
 //!
 //! The bias is written into the output first and the product accumulated on
-//! top by `gemm`, so the bias add costs no pass of its own; GELU runs in
-//! place. The backward pass gives `dx = du·Wᵀ`, `dW = xᵀ·du` and
-//! `db = Σ du` with two `gemm` calls and one reduction, where `du` is `dy`
-//! times GELU's slope at the saved pre-activation.
+//! top by `gemm`, so the bias add costs no pass of its own; GELU then
+//! writes a second buffer, the pre-activation being kept for the backward
+//! pass. The backward pass gives `dx = du·Wᵀ`, `dW = xᵀ·du` and
+//! `db = Σ du` with two `gemm` calls side by side and one reduction, where
+//! `du` is `dy` times GELU's slope at the saved pre-activation. The passes
+//! are also used one after another by the whole-block op (`block.rs`).
 
 use super::math::{gelu, gelu_grad, Weight};
 use super::{
