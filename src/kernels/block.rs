@@ -16,12 +16,14 @@
 use super::attention::{self, AttentionSpec, Dims, GradTargets, Sources};
 use super::dropout::apply_mask;
 use super::layer_norm;
-use super::linear::{backward_into, gelu_backward, gelu_rows, product, WeightLayout};
+use super::linear::{backward_into, gelu_backward, gelu_rows, product, start_at, WeightLayout};
 use super::math::{dropout_params, keep, Weight};
-use super::{contiguous, par_written, par_zeroed, tensor_from, with_float, with_slice, Float};
+use super::{
+    contiguous, par_written, par_zeroed, tensor_from, with_float, with_float_weights, with_slice,
+    Float,
+};
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor};
-use half::bf16;
 use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Mutex;
@@ -209,11 +211,7 @@ fn residual_product<T: Float, W: Weight<T>>(
             }
         });
     }
-    let branch = product(input, w, WeightLayout::InOut, d_in, d_out, |_, out| {
-        for (o, &b) in out.iter_mut().zip(b) {
-            o.write(b);
-        }
-    });
+    let branch = product(input, w, WeightLayout::InOut, d_in, d_out, start_at(b));
     let (scale, threshold) = dropout_params::<T>(p);
     // SAFETY: each part is written element by element.
     unsafe {
@@ -256,11 +254,14 @@ impl Block {
             parts(&v, all_vector_sizes(c));
         let (p, eps, seeds) = (self.spec.dropout, self.spec.eps, self.spec.seeds);
         let (xn1, ln1) = layer_norm::forward(x, ln1_w, ln1_b, c, eps);
-        let qkv = product(&xn1, w_attn, WeightLayout::InOut, c, 3 * c, |_, out| {
-            for (o, &b) in out.iter_mut().zip(b_attn) {
-                o.write(b);
-            }
-        });
+        let qkv = product(
+            &xn1,
+            w_attn,
+            WeightLayout::InOut,
+            c,
+            3 * c,
+            start_at(b_attn),
+        );
         let dims = Dims::of(&Shape::from((b, t, 3 * c)), self.spec.n_head)?;
         let (att, lse) = attention::forward(
             Sources::fused(&qkv, c),
@@ -270,11 +271,7 @@ impl Block {
         );
         let x1 = residual_product(x, &att, w_proj, b_proj, c, p, seeds[1]);
         let (xn2, ln2) = layer_norm::forward(&x1, ln2_w, ln2_b, c, eps);
-        let u = product(&xn2, w_fc, WeightLayout::InOut, c, 4 * c, |_, out| {
-            for (o, &b) in out.iter_mut().zip(b_fc) {
-                o.write(b);
-            }
-        });
+        let u = product(&xn2, w_fc, WeightLayout::InOut, c, 4 * c, start_at(b_fc));
         let h = gelu_rows(&u, 4 * c);
         let y = residual_product(&x1, &h, w_mlp, b_mlp, 4 * c, p, seeds[2]);
         let saved = Saved {
@@ -311,7 +308,6 @@ impl Block {
             (&v[..c], &v[c..2 * c])
         };
         let (p, seeds) = (self.spec.dropout, self.spec.seeds);
-        let masked = |g: &[T], seed: u64| -> Vec<T> { apply_mask(g, p, seed) };
         let mut dm: Vec<T> = Vec::with_capacity(m.len());
         let [dw_attn, dw_proj, dw_fc, dw_mlp] = {
             let base = dm.as_mut_ptr();
@@ -330,7 +326,7 @@ impl Block {
 
         // The MLP branch.
         let d_mlp: Cow<[T]> = if p > 0.0 {
-            Cow::Owned(masked(dy, seeds[2]))
+            Cow::Owned(apply_mask(dy, p, seeds[2]))
         } else {
             Cow::Borrowed(dy)
         };
@@ -371,7 +367,7 @@ impl Block {
 
         // The attention branch.
         let d_att_out: Cow<[T]> = if p > 0.0 {
-            Cow::Owned(masked(&dx1, seeds[1]))
+            Cow::Owned(apply_mask(&dx1, p, seeds[1]))
         } else {
             Cow::Borrowed(&dx1)
         };
@@ -452,25 +448,13 @@ impl CustomOp3 for Block {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        const OP: &str = "transformer_block";
-        if s2.dtype() == DType::BF16 {
-            if s1.dtype() != DType::F32 || s3.dtype() != DType::F32 {
-                candle_core::bail!(
-                    "{OP}: bf16 matrices take f32 inputs and vectors, not {:?} and {:?}",
-                    s1.dtype(),
-                    s3.dtype()
-                );
-            }
-            let x = contiguous::<f32>(s1, l1, OP)?;
-            let m = contiguous::<bf16>(s2, l2, OP)?;
-            let v = contiguous::<f32>(s3, l3, OP)?;
-            return self.run(x, m, v, l1.shape());
-        }
-        with_float!(s1.dtype(), OP, T => {
-            let x = contiguous::<T>(s1, l1, OP)?;
-            let (m, v) = (contiguous::<T>(s2, l2, OP)?, contiguous::<T>(s3, l3, OP)?);
-            self.run(x, m, v, l1.shape())
-        })
+        with_float_weights!(
+            "transformer_block",
+            (s1, l1),
+            (s2, l2),
+            (s3, l3),
+            |x, m, v| self.run(x, m, v, l1.shape())
+        )
     }
 
     fn bwd(

@@ -11,11 +11,11 @@
 
 use super::math::{gelu, gelu_grad, Weight};
 use super::{
-    contiguous, gemm_split, par_written, tensor_from, with_float, with_slice, Float, SharedMut,
+    contiguous, gemm_split, par_written, tensor_from, with_float, with_float_weights, with_slice,
+    Float, SharedMut,
 };
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp3, DType, Layout, Shape, Tensor, WithDType};
-use half::bf16;
 use num_traits::Zero;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
@@ -82,11 +82,7 @@ impl Linear {
         shape: &Shape,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (d_out, d_in) = (b.len(), shape.dims()[shape.rank() - 1]);
-        let y = product(x, w, self.layout, d_in, d_out, |_, row| {
-            for (o, &b) in row.iter_mut().zip(b) {
-                o.write(b);
-            }
-        });
+        let y = product(x, w, self.layout, d_in, d_out, start_at(b));
         let y = if self.gelu {
             let out = gelu_rows(&y, d_out);
             // y holds the pre-activation, kept for the backward pass.
@@ -159,6 +155,15 @@ pub(super) fn product<T: Float, W: Weight<T>>(
     y
 }
 
+/// A `start` for [`product`] that writes `b` into every row: the bias.
+pub(super) fn start_at<T: Float>(b: &[T]) -> impl Fn(usize, &mut [MaybeUninit<T>]) + Sync + '_ {
+    move |_, row| {
+        for (o, &b) in row.iter_mut().zip(b) {
+            o.write(b);
+        }
+    }
+}
+
 /// GELU of every element of `u` (rows of `width`), into a fresh buffer.
 pub(super) fn gelu_rows<T: Float>(u: &[T], width: usize) -> Vec<T> {
     // SAFETY: each part is written element by element.
@@ -198,24 +203,8 @@ impl CustomOp3 for Linear {
         s3: &CpuStorage,
         l3: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        if s2.dtype() == DType::BF16 {
-            if s1.dtype() != DType::F32 || s3.dtype() != DType::F32 {
-                candle_core::bail!(
-                    "linear: bf16 weights take f32 inputs and bias, not {:?} and {:?}",
-                    s1.dtype(),
-                    s3.dtype()
-                );
-            }
-            let x = contiguous::<f32>(s1, l1, "linear")?;
-            let w = contiguous::<bf16>(s2, l2, "linear")?;
-            let b = contiguous::<f32>(s3, l3, "linear")?;
-            return self.forward(x, w, b, l1.shape());
-        }
-        with_float!(s1.dtype(), "linear", T => {
-            let x = contiguous::<T>(s1, l1, "linear")?;
-            let (w, b) = (contiguous::<T>(s2, l2, "linear")?, contiguous::<T>(s3, l3, "linear")?);
-            self.forward(x, w, b, l1.shape())
-        })
+        with_float_weights!("linear", (s1, l1), (s2, l2), (s3, l3), |x, w, b| self
+            .forward(x, w, b, l1.shape()))
     }
 
     fn bwd(
@@ -363,9 +352,7 @@ pub(super) unsafe fn backward_into<T: Float>(
     let (_, wt) = strides(layout, d_in, d_out);
     let (dx, dw) = (dx.map(SharedMut), SharedMut(dw));
     let input_side = || {
-        for (j, s) in column_sums(du, d_out).into_iter().enumerate() {
-            db[j] = s;
-        }
+        db.copy_from_slice(&column_sums(du, d_out));
         if let Some(dx) = dx {
             // SAFETY: the caller vouches for dx; du is [n, d_out], Wᵀ [d_out, d_in].
             unsafe {

@@ -193,6 +193,37 @@ macro_rules! with_float {
 }
 use with_float;
 
+/// Dispatches `$body` over the contiguous slices of a weighted op's three
+/// inputs (the input, its weights, the rest: bias or vectors), bound to
+/// `$x`, `$w` and `$r`: all f32 or all f64, or bf16 weights with the other
+/// two in f32 (inference with narrow weights).
+macro_rules! with_float_weights {
+    ($op:expr, ($s1:expr, $l1:expr), ($s2:expr, $l2:expr), ($s3:expr, $l3:expr), |$x:ident, $w:ident, $r:ident| $body:expr) => {
+        if $s2.dtype() == candle_core::DType::BF16 {
+            if $s1.dtype() != candle_core::DType::F32 || $s3.dtype() != candle_core::DType::F32 {
+                candle_core::bail!(
+                    "{}: bf16 weights take their other inputs in f32, not {:?} and {:?}",
+                    $op,
+                    $s1.dtype(),
+                    $s3.dtype()
+                );
+            }
+            let $x = contiguous::<f32>($s1, $l1, $op)?;
+            let $w = contiguous::<half::bf16>($s2, $l2, $op)?;
+            let $r = contiguous::<f32>($s3, $l3, $op)?;
+            $body
+        } else {
+            with_float!($s1.dtype(), $op, T => {
+                let $x = contiguous::<T>($s1, $l1, $op)?;
+                let $w = contiguous::<T>($s2, $l2, $op)?;
+                let $r = contiguous::<T>($s3, $l3, $op)?;
+                $body
+            })
+        }
+    };
+}
+use with_float_weights;
+
 /// A raw pointer that parallel tasks may share because each writes a
 /// disjoint part of the buffer behind it.
 struct SharedMut<T>(*mut T);
