@@ -391,14 +391,61 @@ fn training_continues_from_a_saved_model() {
         "grown: {}",
         first_loss(&out)
     );
-    let both = continued(&["--text-encoder", from, "--overwrite"]);
-    assert_eq!(both.code, 2, "a usage error: {}", both.stderr);
-    assert!(both.stderr.contains("--text-encoder"), "{}", both.stderr);
     let clip_only = dir.path().join("clip");
     let c = clip_only.to_str().unwrap();
     assert_eq!(
         seer(&["train", "clip", "--preset", "tiny", "-o", c, "--quiet"]).code,
         0
+    );
+    // The denoiser goes on with another folder's stage 1.
+    let swapped = continued(&[
+        "--text-encoder",
+        c,
+        "--iters",
+        "2",
+        "--quiet",
+        "--overwrite",
+    ]);
+    assert_eq!(swapped.code, 0, "{}", swapped.stderr);
+    assert_eq!(
+        std::fs::read(out.join("text_encoder/model.safetensors")).unwrap(),
+        std::fs::read(clip_only.join("text_encoder/model.safetensors")).unwrap()
+    );
+    // ... but not one whose caption states it cannot read.
+    let wide = dir.path().join("wide.toml");
+    std::fs::write(
+        &wide,
+        "[text_encoder]\nwidth = 48\nheads = 2\n[denoiser]\ncontext_dim = 48\n",
+    )
+    .unwrap();
+    let wide_clip = dir.path().join("wide");
+    let run = seer(&[
+        "train",
+        "clip",
+        "--preset",
+        "tiny",
+        "--config",
+        wide.to_str().unwrap(),
+        "-o",
+        wide_clip.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fails(
+        &[
+            "train",
+            "image",
+            "--preset",
+            "tiny",
+            "--continue-from",
+            from,
+            "--text-encoder",
+            wide_clip.to_str().unwrap(),
+            "-o",
+            o,
+            "--overwrite",
+        ],
+        &["reads captions of width 32", "gives 48"],
     );
     fails(
         &[
@@ -496,6 +543,36 @@ fn stage_one_trains_alone_and_is_scored_alone() {
     );
     assert!(eval.stdout.contains("no denoiser"), "{}", eval.stdout);
     fails(&["eval", "binding", "--model", o], &["no denoiser"]);
+    // Stage 1 goes on from the folder's encoders, here with hard negatives.
+    let hard = dir.path().join("hard.toml");
+    std::fs::write(&hard, "hard_negatives = true\n").unwrap();
+    let more = dir.path().join("more");
+    let run = seer(&[
+        "train",
+        "clip",
+        "--preset",
+        "tiny",
+        "--continue-from",
+        o,
+        "--config",
+        hard.to_str().unwrap(),
+        "--clip-iters",
+        "5",
+        "-o",
+        more.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("stage 1 (CLIP)"), "{}", run.stdout);
+    assert_eq!(
+        std::fs::read(more.join("tokenizer/tokenizer.json")).unwrap(),
+        std::fs::read(out.join("tokenizer/tokenizer.json")).unwrap()
+    );
+    assert_ne!(
+        std::fs::read(more.join("text_encoder/model.safetensors")).unwrap(),
+        std::fs::read(out.join("text_encoder/model.safetensors")).unwrap(),
+        "the encoders were trained further"
+    );
     let other = dir.path().join("other");
     fails(
         &[

@@ -160,7 +160,7 @@ fn contrastive_loss_matches_a_hand_computed_case() {
     let text = Tensor::new(&[[2.0f64, 0.0], [0.0, 3.0]], &device).unwrap();
     let image = Tensor::new(&[[1.0f64, 0.0], [1.0, 1.0]], &device).unwrap();
     let scale = Tensor::new(2.0f64.ln(), &device).unwrap();
-    let (loss, _) = contrastive_loss(&text, &image, &scale).unwrap();
+    let (loss, _) = contrastive_loss(&text, None, &image, &scale).unwrap();
     // Cosines: text 0 vs images (1, 1/√2); text 1 vs (0, 1/√2); logits ×2.
     let r = 1.0 / 2f64.sqrt();
     let logits = [[2.0, 2.0 * r], [0.0, 2.0 * r]];
@@ -170,6 +170,18 @@ fn contrastive_loss_matches_a_hand_computed_case() {
     };
     let t2i = (ce(logits[0], 0) + ce(logits[1], 1)) / 2.0;
     let i2t = (ce([logits[0][0], logits[1][0]], 0) + ce([logits[0][1], logits[1][1]], 1)) / 2.0;
+    let expected = (t2i + i2t) / 2.0;
+    let got = loss.to_scalar::<f64>().unwrap();
+    assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
+    // A hard negative caption [1, 1] joins each image's candidates only:
+    // cosines (1/√2, 1) with the two images, logits ×2.
+    let negative = Tensor::new(&[[1.0f64, 1.0]], &device).unwrap();
+    let (loss, _) = contrastive_loss(&text, Some(&negative), &image, &scale).unwrap();
+    let lse3 = |row: [f64; 3]| row.iter().map(|v| v.exp()).sum::<f64>().ln();
+    let i2t = (lse3([logits[0][0], logits[1][0], 2.0 * r]) - logits[0][0]
+        + lse3([logits[0][1], logits[1][1], 2.0])
+        - logits[1][1])
+        / 2.0;
     let expected = (t2i + i2t) / 2.0;
     let got = loss.to_scalar::<f64>().unwrap();
     assert!((got - expected).abs() < 1e-12, "{got} vs {expected}");
@@ -186,11 +198,23 @@ fn clip_gradients_match_finite_differences() {
     let loss = || {
         let t = text.encode(&captions(), &mut Mode::Eval).unwrap();
         let i = image.encode(&images, &mut Mode::Eval).unwrap();
-        contrastive_loss(&t.pooled, &i, text.logit_scale())
+        contrastive_loss(&t.pooled, None, &i, text.logit_scale())
             .unwrap()
             .0
     };
     check_gradients(&[text.params(), image.params()], &[], loss);
+    // The third caption as a hard negative of the first two pairs.
+    let with_negative = || {
+        let t = text.encode(&captions(), &mut Mode::Eval).unwrap().pooled;
+        let i = image
+            .encode(&images.narrow(0, 0, 2).unwrap(), &mut Mode::Eval)
+            .unwrap();
+        let (pairs, negative) = (t.narrow(0, 0, 2).unwrap(), t.narrow(0, 2, 1).unwrap());
+        contrastive_loss(&pairs, Some(&negative), &i, text.logit_scale())
+            .unwrap()
+            .0
+    };
+    check_gradients(&[text.params(), image.params()], &[], with_negative);
 }
 
 #[test]

@@ -196,7 +196,8 @@ fn draw_pictures(args: &Args) -> anyhow::Result<()> {
             source: PairSource::Shapes { side: 32 },
             out: dir.clone(),
             text_encoder: None,
-            continue_denoiser: false,
+            continue_clip: false,
+            continue_denoiser: None,
             progress: true,
             clip_only: false,
         };

@@ -30,11 +30,13 @@ pub struct Args {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
-    #[arg(long, conflicts_with = "continue_from")]
+    #[arg(long)]
     text_encoder: Option<PathBuf>,
-    /// Go on training the image model in this folder: its stage 1 is
-    /// reused and stage 2 starts from its denoiser (a fresh optimizer,
-    /// warm-up and cosine decay over --iters).
+    /// Go on training the model in this folder (a fresh optimizer, warm-up
+    /// and cosine decay): `train image` starts stage 2 from its denoiser and
+    /// reuses its stage 1 (unless --text-encoder names another folder, whose
+    /// caption tokenizer must be the same); `train clip` trains its encoders
+    /// further.
     #[arg(long)]
     continue_from: Option<PathBuf>,
     /// Let stage 2 train the text encoder too (default: frozen).
@@ -100,7 +102,6 @@ fn source(data: &str, side: usize) -> anyhow::Result<PairSource> {
 pub fn run_clip(args: Args) -> anyhow::Result<ExitCode> {
     let stage2_flags = [
         ("--text-encoder", args.text_encoder.is_some()),
-        ("--continue-from", args.continue_from.is_some()),
         ("--finetune-text-encoder", args.finetune_text_encoder),
         ("--iters", args.iters.is_some()),
         ("--batch-size", args.batch_size.is_some()),
@@ -153,8 +154,9 @@ fn train(args: Args, clip_only: bool) -> anyhow::Result<ExitCode> {
         source: source(&args.data, config.image_size)?,
         config,
         out: args.out.clone(),
-        continue_denoiser: args.continue_from.is_some(),
-        text_encoder: args.continue_from.or(args.text_encoder),
+        continue_clip: clip_only && args.continue_from.is_some(),
+        text_encoder: args.text_encoder.or(args.continue_from.clone()),
+        continue_denoiser: args.continue_from.filter(|_| !clip_only),
         progress: !args.quiet,
         clip_only,
     };

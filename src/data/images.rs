@@ -2,7 +2,7 @@
 //! pictures and the tensors the models read (`[-1, 1]`, channels first).
 
 use super::mnist::{digit_caption, Mnist};
-use super::shapes::{caption, render, Scene};
+use super::shapes::{hard_negatives, render, Description, Scene};
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
 use image::RgbImage;
@@ -43,6 +43,10 @@ pub struct Pairs {
     pub images: Tensor,
     /// One caption per picture.
     pub captions: Vec<String>,
+    /// Captions false of their picture yet naming nearly the same words
+    /// (see [`crate::data::shapes::hard_negatives`]), when asked for and
+    /// the source can make them (the shapes world); else empty.
+    pub hard_negatives: Vec<String>,
 }
 
 impl PairSource {
@@ -55,12 +59,18 @@ impl PairSource {
         }
     }
 
-    /// One pair drawn with `rng`.
-    fn pair(&self, rng: &mut impl Rng) -> (RgbImage, String) {
+    /// One pair drawn with `rng`, with the scene and description behind
+    /// it when the shapes world drew it.
+    fn pair(&self, rng: &mut impl Rng) -> (RgbImage, String, Option<(Scene, Description)>) {
         match self {
             PairSource::Shapes { side } => {
                 let scene = Scene::sample(rng);
-                (render(&scene, *side), caption(&scene, rng))
+                let description = Description::of(&scene, rng);
+                (
+                    render(&scene, *side),
+                    description.text(),
+                    Some((scene, description)),
+                )
             }
             PairSource::Mnist {
                 digits,
@@ -71,19 +81,54 @@ impl PairSource {
                 (
                     digits.picture(i, *side),
                     digit_caption(digits.label(i), rng),
+                    None,
                 )
             }
-            PairSource::Folder { pairs, .. } => pairs[rng.random_range(0..pairs.len())].clone(),
+            PairSource::Folder { pairs, .. } => {
+                let (picture, text) = pairs[rng.random_range(0..pairs.len())].clone();
+                (picture, text, None)
+            }
         }
     }
 
     /// `n` pairs drawn with `rng`.
     pub fn sample(&self, n: usize, rng: &mut impl Rng, device: &Device) -> Result<Pairs> {
-        let (pictures, captions): (Vec<RgbImage>, Vec<String>) =
-            (0..n).map(|_| self.pair(rng)).unzip();
+        self.sample_with(n, false, rng, device)
+    }
+
+    /// `n` pairs drawn with `rng` as [`PairSource::sample`] draws them,
+    /// then, when `with_hard_negatives`, every hard negative of their
+    /// captions that the source can make (drawn after the pairs, so the
+    /// pairs are the same either way).
+    pub fn sample_with(
+        &self,
+        n: usize,
+        with_hard_negatives: bool,
+        rng: &mut impl Rng,
+        device: &Device,
+    ) -> Result<Pairs> {
+        let mut pictures = Vec::with_capacity(n);
+        let mut captions = Vec::with_capacity(n);
+        let mut described = Vec::new();
+        for _ in 0..n {
+            let (picture, caption, scene) = self.pair(rng);
+            pictures.push(picture);
+            captions.push(caption);
+            described.extend(scene);
+        }
+        let hard_negatives = if with_hard_negatives {
+            described
+                .iter()
+                .flat_map(|(scene, description)| hard_negatives(description, scene, rng))
+                .map(|negative| negative.text())
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Pairs {
             images: images_to_tensor(&pictures, device)?,
             captions,
+            hard_negatives,
         })
     }
 

@@ -9,12 +9,12 @@
 //! can check; the strict figure (only the paired item counts) is reported too.
 
 use crate::data::images_to_tensor;
-use crate::data::shapes::{render, Cell, Description, Relation, Scene};
+use crate::data::shapes::{render, Description, Scene, NEGATIVES};
 use crate::model::{normalize, ImageModel};
 use crate::nn::Mode;
 use crate::Result;
 use candle_core::{Device, Tensor};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 /// Pairs encoded per batch.
 const BATCH: usize = 250;
@@ -125,78 +125,4 @@ pub fn evaluate_clip(model: &ImageModel, pairs: usize, side: u32, seed: u64) -> 
         strict_text_to_image_r1: percent(strict),
         hard_negatives,
     })
-}
-
-type Negative = fn(&Description, &mut rand::rngs::StdRng) -> Option<Description>;
-
-/// The kinds of hard negative and how each is made from a true description.
-const NEGATIVES: [(&str, Negative); 3] = [
-    ("colours swapped", swap_colours),
-    ("position swapped", swap_position),
-    ("count changed", change_count),
-];
-
-fn swap_colours(d: &Description, rng: &mut rand::rngs::StdRng) -> Option<Description> {
-    let mut out = d.clone();
-    match out.items.as_mut_slice() {
-        [a, b, ..] if a.colour != b.colour && a.colour.is_some() && b.colour.is_some() => {
-            std::mem::swap(&mut a.colour, &mut b.colour);
-        }
-        [only] => {
-            let current = only.colour?;
-            let others: Vec<_> = crate::data::shapes::Colour::ALL
-                .into_iter()
-                .filter(|c| *c != current)
-                .collect();
-            only.colour = Some(others[rng.random_range(0..others.len())]);
-        }
-        _ => return None,
-    }
-    Some(out)
-}
-
-fn swap_position(d: &Description, _: &mut rand::rngs::StdRng) -> Option<Description> {
-    let mut out = d.clone();
-    if let Some(relation) = out.relation {
-        out.relation = Some(match relation {
-            Relation::LeftOf => Relation::RightOf,
-            Relation::RightOf => Relation::LeftOf,
-            Relation::Above => Relation::Below,
-            Relation::Below => Relation::Above,
-        });
-        return Some(out);
-    }
-    let item = out.items.first_mut()?;
-    let cell = item.cell?;
-    let mirrored = if cell.col != 1 {
-        Cell {
-            col: 2 - cell.col,
-            ..cell
-        }
-    } else {
-        Cell {
-            row: 2 - cell.row,
-            ..cell
-        }
-    };
-    if mirrored == cell {
-        return None;
-    }
-    item.cell = Some(mirrored);
-    Some(out)
-}
-
-fn change_count(d: &Description, _: &mut rand::rngs::StdRng) -> Option<Description> {
-    let mut out = d.clone();
-    if out.relation.is_some() {
-        return None;
-    }
-    let item = out.items.first_mut()?;
-    item.count = match item.count {
-        1 => 2,
-        2 => 3,
-        _ => 2,
-    };
-    item.cell = None;
-    Some(out)
 }

@@ -349,21 +349,35 @@ pub fn normalize(x: &Tensor) -> Result<Tensor> {
 /// The symmetric contrastive loss of matching caption and image embeddings
 /// (row `i` of each is a pair): cross-entropy of each caption against all
 /// images and of each image against all captions, averaged, with logits
-/// scaled by `exp(logit_scale)` (capped at 100). Returns the loss and the
-/// `[captions, images]` similarity logits.
+/// scaled by `exp(logit_scale)` (capped at 100). `hard_negatives`, when
+/// given, are more caption embeddings that match no image: each image is
+/// also scored against them (NegCLIP's image→caption term), so captions
+/// that differ from the true one in a single detail are pushed away from
+/// it. Returns the loss and the `[captions, images]` similarity logits.
 pub fn contrastive_loss(
     text: &Tensor,
+    hard_negatives: Option<&Tensor>,
     image: &Tensor,
     logit_scale: &Tensor,
 ) -> Result<(Tensor, Tensor)> {
     let b = text.dim(0)?;
     let scale = logit_scale.clamp(0.0, MAX_LOGIT_SCALE.ln())?.exp()?;
-    let logits = normalize(text)?
-        .matmul(&normalize(image)?.t()?)?
-        .broadcast_mul(&scale)?;
+    let image = normalize(image)?;
+    let similarity = |captions: &Tensor| -> Result<Tensor> {
+        Ok(normalize(captions)?
+            .matmul(&image.t()?)?
+            .broadcast_mul(&scale)?)
+    };
+    let logits = similarity(text)?;
     let targets = Tensor::arange(0u32, b as u32, text.device())?;
     let t2i = cross_entropy(&logits, &targets)?;
-    let i2t = cross_entropy(&logits.t()?, &targets)?;
+    let captions_per_image = match hard_negatives {
+        Some(negatives) if negatives.dim(0)? > 0 => {
+            Tensor::cat(&[&logits, &similarity(negatives)?], 0)?
+        }
+        _ => logits.clone(),
+    };
+    let i2t = cross_entropy(&captions_per_image.t()?, &targets)?;
     Ok((((t2i + i2t)? * 0.5)?, logits))
 }
 

@@ -33,10 +33,14 @@ pub struct ImageTrainOptions {
     pub out: PathBuf,
     /// Reuse stage 1 (tokenizer and encoders) from this image model folder.
     pub text_encoder: Option<PathBuf>,
-    /// Start stage 2 from the denoiser in the `text_encoder` folder (its
+    /// Train the reused encoders of `text_encoder` further with stage 1
+    /// (a new optimizer, warm-up and cosine decay over its steps) instead
+    /// of taking them as they are.
+    pub continue_clip: bool,
+    /// Start stage 2 from the denoiser in this image model folder (its
     /// sampled, averaged weights) instead of fresh weights: training goes on
     /// with a new optimizer, warm-up and cosine decay over the stage's steps.
-    pub continue_denoiser: bool,
+    pub continue_denoiser: Option<PathBuf>,
     /// Show progress bars.
     pub progress: bool,
     /// Stop after stage 1 (`seer train clip`): the folder holds the
@@ -77,11 +81,26 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
     let (tokenizer, text_encoder, image_encoder, clip_loss) = match &options.text_encoder {
         Some(dir) => {
             let reused = ImageModel::load(dir, &device)?;
+            let loss = if options.continue_clip {
+                let mut run = Run {
+                    options,
+                    metrics: &mut metrics,
+                    stop,
+                };
+                Some(train_clip(
+                    &mut run,
+                    &reused.tokenizer,
+                    &reused.text_encoder,
+                    &reused.image_encoder,
+                )?)
+            } else {
+                None
+            };
             (
                 reused.tokenizer,
                 reused.text_encoder,
                 reused.image_encoder,
-                None,
+                loss,
             )
         }
         None => {
@@ -125,13 +144,24 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
         });
     }
     // The model keeps the moving average of the weights being trained.
-    let (live, average) = match (&options.text_encoder, options.continue_denoiser) {
-        (Some(dir), true) => {
+    let (live, average) = match &options.continue_denoiser {
+        Some(dir) => {
             let denoiser = dir.join("denoiser");
             let (live, average) = (
                 Dit::load(&denoiser, &device)?,
                 Dit::load(&denoiser, &device)?,
             );
+            let (text, read) = (model.text_encoder.config(), live.config());
+            if (read.context_dim, read.pooled_dim) != (text.width, text.embed_dim) {
+                return Err(Error::Invalid(format!(
+                    "{} reads captions of width {} (pooled {}), but the text encoder gives {} (pooled {})",
+                    denoiser.display(),
+                    read.context_dim,
+                    read.pooled_dim,
+                    text.width,
+                    text.embed_dim
+                )));
+            }
             // A wider caption window in the run's config adds a caption mix.
             let mut grown = live.config().clone();
             grown.caption_window = grown.caption_window.max(config.denoiser.caption_window);
@@ -145,12 +175,7 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
                 )
             }
         }
-        (None, true) => {
-            return Err(Error::Invalid(
-                "continuing stage 2 needs the model folder to continue from".into(),
-            ))
-        }
-        (_, false) => {
+        None => {
             let mut denoiser_config = config.denoiser.clone();
             denoiser_config.context_dim = model.text_encoder.config().width;
             denoiser_config.pooled_dim = model.text_encoder.config().embed_dim;
@@ -306,13 +331,23 @@ fn train_clip(
         &params,
         |step| {
             let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[seed, 0xc11b, step]));
-            let pairs = options
-                .source
-                .sample(config.clip.batch_size, &mut rng, &Device::Cpu)?;
-            let ids = batch_ids(tokenizer, &pairs.captions, context, |_| false)?;
-            let t = text.encode(&ids, &mut Mode::Eval)?;
+            let pairs = options.source.sample_with(
+                config.clip.batch_size,
+                config.hard_negatives,
+                &mut rng,
+                &Device::Cpu,
+            )?;
+            // The true captions and their hard negatives, encoded together.
+            let texts = [pairs.captions.as_slice(), &pairs.hard_negatives].concat();
+            let ids = batch_ids(tokenizer, &texts, context, |_| false)?;
+            let pooled = text.encode(&ids, &mut Mode::Eval)?.pooled;
+            let b = pairs.captions.len();
+            let (captions, negatives) = (
+                pooled.narrow(0, 0, b)?,
+                pooled.narrow(0, b, texts.len() - b)?,
+            );
             let i = image.encode(&pairs.images, &mut Mode::Eval)?;
-            Ok(contrastive_loss(&t.pooled, &i, text.logit_scale())?.0)
+            Ok(contrastive_loss(&captions, Some(&negatives), &i, text.logit_scale())?.0)
         },
         |_| Ok(()),
     )
@@ -449,7 +484,8 @@ pub(crate) fn fresh_stage_two(
         source,
         out: std::env::temp_dir(),
         text_encoder: None,
-        continue_denoiser: false,
+        continue_clip: false,
+        continue_denoiser: None,
         progress: false,
         clip_only: false,
     };

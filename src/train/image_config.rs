@@ -42,6 +42,14 @@ pub struct ImageTrainConfig {
     pub image_encoder: ImageEncoderConfig,
     /// Stage 1's optimisation (the contrastive loss).
     pub clip: StageConfig,
+    /// Stage 1 also scores each picture against its caption's hard
+    /// negatives (colours swapped between two objects, relation or cell
+    /// flipped, count changed), as NegCLIP does; only the shapes world
+    /// makes them. In-batch negatives almost never differ from a caption
+    /// only in which colour goes with which shape, so without them the
+    /// pooled caption stays close to a bag of words.
+    #[serde(default)]
+    pub hard_negatives: bool,
     /// Stage 2: the denoiser.
     pub denoiser: DitConfig,
     /// Stage 2: the noise schedule and prediction type.
@@ -178,6 +186,7 @@ impl ImageTrainConfig {
             ema_decay: 0.999,
             caption_dropout: 0.1,
             pooled_dropout: 0.0,
+            hard_negatives: false,
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,

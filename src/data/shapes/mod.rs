@@ -6,11 +6,13 @@
 mod benchmark;
 mod describe;
 mod detect;
+mod negatives;
 mod render;
 
 pub use benchmark::{prompts, Category};
 pub use describe::{caption, Description, Item, Relation};
 pub use detect::{detect, Detection, Finding};
+pub use negatives::{hard_negatives, Negative, NEGATIVES};
 pub use render::render;
 
 use rand::seq::IndexedRandom;
