@@ -325,6 +325,29 @@ fn training_on_mnist_runs() {
     ]);
     assert_eq!(small.code, 1);
     assert!(small.stderr.contains("too small"), "{}", small.stderr);
+    // Digits' captions have no colours to swap.
+    for setting in ["hard_negatives = true", "caption_contrast = 1.0"] {
+        let config = dir.path().join("contrast.toml");
+        std::fs::write(&config, setting).unwrap();
+        fails(
+            &[
+                "train",
+                "image",
+                "--preset",
+                "tiny",
+                "--data",
+                "mnist",
+                "--image-size",
+                "32",
+                "--config",
+                config.to_str().unwrap(),
+                "-o",
+                out.to_str().unwrap(),
+                "--overwrite",
+            ],
+            &["shapes world"],
+        );
+    }
 }
 
 #[test]

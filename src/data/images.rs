@@ -46,7 +46,20 @@ pub struct Pairs {
     /// Captions false of their picture yet naming nearly the same words
     /// (see [`crate::data::shapes::hard_negatives`]), when asked for and
     /// the source can make them (the shapes world); else empty.
-    pub hard_negatives: Vec<String>,
+    pub hard_negatives: Vec<HardNegative>,
+}
+
+/// A caption that is false of one picture of a batch yet names nearly the
+/// same words as its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardNegative {
+    /// Which picture of the batch it is false of.
+    pub picture: usize,
+    /// How it was made from the true caption (one of
+    /// [`crate::data::shapes::NEGATIVES`]' kinds).
+    pub kind: &'static str,
+    /// The caption.
+    pub text: String,
 }
 
 impl PairSource {
@@ -110,25 +123,28 @@ impl PairSource {
         let mut pictures = Vec::with_capacity(n);
         let mut captions = Vec::with_capacity(n);
         let mut described = Vec::new();
-        for _ in 0..n {
+        for i in 0..n {
             let (picture, caption, scene) = self.pair(rng);
             pictures.push(picture);
             captions.push(caption);
-            described.extend(scene);
+            described.extend(scene.map(|s| (i, s)));
         }
-        let hard_negatives = if with_hard_negatives {
-            described
-                .iter()
-                .flat_map(|(scene, description)| hard_negatives(description, scene, rng))
-                .map(|negative| negative.text())
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let mut negatives = Vec::new();
+        if with_hard_negatives {
+            for (picture, (scene, description)) in &described {
+                for (kind, negative) in hard_negatives(description, scene, rng) {
+                    negatives.push(HardNegative {
+                        picture: *picture,
+                        kind,
+                        text: negative.text(),
+                    });
+                }
+            }
+        }
         Ok(Pairs {
             images: images_to_tensor(&pictures, device)?,
             captions,
-            hard_negatives,
+            hard_negatives: negatives,
         })
     }
 

@@ -13,6 +13,6 @@ mod shard;
 
 pub use batches::{mix, Batch, BatchSampler, Split};
 pub use folder::{load_folder, ImageFolder};
-pub use images::{grid, images_to_tensor, tensor_to_images, PairSource, Pairs};
+pub use images::{grid, images_to_tensor, tensor_to_images, HardNegative, PairSource, Pairs};
 pub use prepare::{prepare, DataMeta, PrepareOptions, PreparedData};
 pub use shard::{write_shard, TokenShard, SHARD_MAGIC, SHARD_VERSION};

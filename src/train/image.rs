@@ -7,7 +7,8 @@
 use super::image_config::{ImageTrainConfig, StageConfig};
 use super::schedule::warmup_cosine;
 use super::{AdamW, Ema, MetricRecord, Metrics};
-use crate::data::{mix, PairSource};
+use crate::data::shapes::COLOURS_SWAPPED;
+use crate::data::{mix, HardNegative, PairSource};
 use crate::diffusion::NoiseSchedule;
 use crate::model::{caption_ids, contrastive_loss, Dit, ImageEncoder, ImageModel, TextEncoder};
 use crate::nn::{Mode, Params};
@@ -73,6 +74,14 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
             options.source.side(),
             config.image_size
         )));
+    }
+    if (config.hard_negatives || config.caption_contrast > 0.0)
+        && !matches!(options.source, PairSource::Shapes { .. })
+    {
+        return Err(Error::Invalid(
+            "hard_negatives and caption_contrast need the shapes world's captions (--data shapes)"
+                .into(),
+        ));
     }
     let device = Device::Cpu;
     std::fs::create_dir_all(&options.out).map_err(Error::io(&options.out))?;
@@ -338,7 +347,8 @@ fn train_clip(
                 &Device::Cpu,
             )?;
             // The true captions and their hard negatives, encoded together.
-            let texts = [pairs.captions.as_slice(), &pairs.hard_negatives].concat();
+            let negatives = pairs.hard_negatives.iter().map(|n| n.text.clone());
+            let texts: Vec<String> = pairs.captions.iter().cloned().chain(negatives).collect();
             let ids = batch_ids(tokenizer, &texts, context, |_| false)?;
             let pooled = text.encode(&ids, &mut Mode::Eval)?.pooled;
             let b = pairs.captions.len();
@@ -383,9 +393,16 @@ fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
     )
 }
 
+/// How much worse, relative to its error with the true caption, the
+/// denoiser's error with a colour-swapped caption must be before
+/// [`ImageTrainConfig::caption_contrast`] stops pushing them apart.
+const CONTRAST_MARGIN: f64 = 0.1;
+
 /// The denoising loss of stage-2 step `step`: a batch of pairs (some
 /// captions dropped), noised at random timesteps, and the mean squared
-/// error of `dit`'s prediction against the scheduler's target.
+/// error of `dit`'s prediction against the scheduler's target (weighted by
+/// Min-SNR-γ when asked); with `caption_contrast`, plus its hinge on the
+/// pictures that have a colour-swapped twin of their caption.
 pub(crate) fn diffusion_loss(
     model: &ImageModel,
     dit: &Dit,
@@ -397,12 +414,27 @@ pub(crate) fn diffusion_loss(
     let device = Device::Cpu;
     let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[config.seed, 0xd1f, step]));
     let b = config.diffusion.batch_size;
-    let pairs = options.source.sample(b, &mut rng, &device)?;
+    let contrast = config.caption_contrast > 0.0;
+    let pairs = options.source.sample_with(b, contrast, &mut rng, &device)?;
     let dropped: Vec<bool> = (0..b)
         .map(|_| rng.random_bool(config.caption_dropout))
         .collect();
+    // Each kept caption's colour-swapped twin, denoised on its picture's
+    // noisy input after the batch's own.
+    let twins: Vec<&HardNegative> = pairs
+        .hard_negatives
+        .iter()
+        .filter(|n| n.kind == COLOURS_SWAPPED && !dropped[n.picture])
+        .collect();
+    let of_picture: Vec<usize> = (0..b).chain(twins.iter().map(|n| n.picture)).collect();
+    let texts: Vec<String> = pairs
+        .captions
+        .iter()
+        .cloned()
+        .chain(twins.iter().map(|n| n.text.clone()))
+        .collect();
     let context = model.text_encoder.config().context_length;
-    let ids = batch_ids(&model.tokenizer, &pairs.captions, context, |i| dropped[i])?;
+    let ids = batch_ids(&model.tokenizer, &texts, context, |i| i < b && dropped[i])?;
     let features = model.text_encoder.encode(&ids, &mut Mode::Eval)?;
     let mut features = if config.finetune_text_encoder {
         features
@@ -413,7 +445,9 @@ pub(crate) fn diffusion_loss(
         let kept: Vec<f32> = (0..b)
             .map(|_| f32::from(!rng.random_bool(config.pooled_dropout) as u8))
             .collect();
-        let kept = Tensor::from_vec(kept, (b, 1), &device)?.to_dtype(features.pooled.dtype())?;
+        let kept: Vec<f32> = of_picture.iter().map(|&i| kept[i]).collect();
+        let kept = Tensor::from_vec(kept, (of_picture.len(), 1), &device)?
+            .to_dtype(features.pooled.dtype())?;
         features.pooled = features.pooled.broadcast_mul(&kept)?;
     }
     let t: Vec<usize> = (0..b)
@@ -433,19 +467,41 @@ pub(crate) fn diffusion_loss(
     let noise = Tensor::from_vec(noise, pairs.images.shape(), &device)?;
     let noisy = schedule.add_noise(&pairs.images, &noise, &t)?;
     let target = schedule.target(&pairs.images, &noise, &t)?;
-    let times: Vec<f32> = t.iter().map(|&t| t as f32).collect();
+    let index = Tensor::from_vec(
+        of_picture.iter().map(|&i| i as u32).collect::<Vec<_>>(),
+        of_picture.len(),
+        &device,
+    )?;
+    let (noisy, target) = if twins.is_empty() {
+        (noisy, target)
+    } else {
+        (
+            noisy.index_select(&index, 0)?,
+            target.index_select(&index, 0)?,
+        )
+    };
+    let times: Vec<f32> = of_picture.iter().map(|&i| t[i] as f32).collect();
     let prediction = dit.forward(&noisy, &times, &features)?;
-    let error = (prediction - target)?.sqr()?;
-    if config.min_snr_gamma <= 0.0 {
-        return Ok(error.mean_all()?);
-    }
-    let weights: Vec<f32> = t
+    let per_picture = (prediction - target)?.sqr()?.flatten_from(1)?.mean(1)?;
+    let weights: Vec<f32> = of_picture
         .iter()
-        .map(|&t| schedule.min_snr_weight(t, config.min_snr_gamma) as f32)
+        .map(|&i| match config.min_snr_gamma {
+            gamma if gamma > 0.0 => schedule.min_snr_weight(t[i], gamma) as f32,
+            _ => 1.0,
+        })
         .collect();
-    let per_picture = error.flatten_from(1)?.mean(1)?;
-    let weights = Tensor::from_vec(weights, b, &device)?;
-    Ok((per_picture * weights)?.mean_all()?)
+    let weights = Tensor::from_vec(weights, of_picture.len(), &device)?;
+    let weighted = (per_picture * weights)?;
+    let loss = weighted.narrow(0, 0, b)?.mean_all()?;
+    if twins.is_empty() {
+        return Ok(loss);
+    }
+    // The hinge: a twin's error must exceed its picture's by the margin.
+    let own = weighted.index_select(&index.narrow(0, b, twins.len())?, 0)?;
+    let twin = weighted.narrow(0, b, twins.len())?;
+    let hinge = ((own * (1.0 + CONTRAST_MARGIN))? - twin)?.relu()?;
+    let contrast = (hinge.sum_all()? * (config.caption_contrast / b as f64))?;
+    Ok((loss + contrast)?)
 }
 
 /// A stage-2 run of `config` on the shapes world, ready for its first step:
@@ -549,6 +605,31 @@ mod tests {
     fn dropped_pooled_captions_reach_the_denoiser_only_through_cross_attention() {
         assert_eq!(pooled_input_gradient(1.0), 0.0);
         assert!(pooled_input_gradient(0.0) > 0.0);
+    }
+
+    /// At the start the denoiser ignores its caption (adaLN-Zero), so a
+    /// colour-swapped twin's error equals its picture's and the hinge adds
+    /// exactly the margin, a tenth of those pictures' share of the loss.
+    #[test]
+    fn the_caption_contrast_adds_the_margin_for_a_caption_blind_denoiser() {
+        let mut config = ImageTrainConfig::preset("tiny").unwrap();
+        config.diffusion.batch_size = 32;
+        config.caption_dropout = 0.0;
+        let (model, dit, mut options) = fresh_stage_two(&config, 200).unwrap();
+        let loss = |options: &super::ImageTrainOptions| -> f64 {
+            diffusion_loss(&model, &dit, options, 3)
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap() as f64
+        };
+        let plain = loss(&options);
+        options.config.caption_contrast = 2.0;
+        let with_contrast = loss(&options);
+        let added = (with_contrast - plain) / plain;
+        assert!(
+            added > 0.0 && added <= 2.0 * 0.1 * (1.0 + 1e-5),
+            "{with_contrast} against {plain}"
+        );
     }
 
     /// Logit-normal timesteps stay in range and gather in the middle of the

@@ -72,6 +72,14 @@ pub struct ImageTrainConfig {
     /// carry the caption too.
     #[serde(default)]
     pub pooled_dropout: f64,
+    /// Weight of stage 2's caption contrast (0: off): each picture whose
+    /// caption has a colour-swapped twin ("a blue circle and a red square"
+    /// for "a red circle and a blue square") is also denoised given the
+    /// twin, on the same noisy input, and a hinge asks that error to
+    /// exceed the true caption's by 10%; the denoiser as a classifier, as
+    /// `seer eval binding` probes it. Shapes world only.
+    #[serde(default)]
+    pub caption_contrast: f64,
     /// Whether stage 2 also trains the text encoder (default: frozen).
     pub finetune_text_encoder: bool,
     /// Min-SNR-γ loss weighting (Hang et al., 2023): each picture's error
@@ -187,6 +195,7 @@ impl ImageTrainConfig {
             caption_dropout: 0.1,
             pooled_dropout: 0.0,
             hard_negatives: false,
+            caption_contrast: 0.0,
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,
@@ -272,6 +281,12 @@ impl ImageTrainConfig {
             return Err(Error::Invalid(
                 "denoiser.context_dim and pooled_dim must equal the text encoder's width and embed_dim".into(),
             ));
+        }
+        if !(self.caption_contrast >= 0.0 && self.caption_contrast.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "caption_contrast must be a weight of 0 or more, not {}",
+                self.caption_contrast
+            )));
         }
         if !(0.0..=1.0).contains(&self.pooled_dropout) {
             return Err(Error::Invalid(format!(

@@ -12,40 +12,53 @@ use rand::Rng;
 /// Makes a hard negative of a description, where its kind applies.
 pub type Negative = fn(&Description, &mut dyn rand::RngCore) -> Option<Description>;
 
+/// The kind of hard negative that exchanges two objects' colours: false
+/// only for a model that does not tie each colour to its shape.
+pub const COLOURS_SWAPPED: &str = "colours swapped";
+
 /// The kinds of hard negative and how each is made from a true description.
-pub const NEGATIVES: [(&str, Negative); 3] = [
-    ("colours swapped", swap_colours),
+pub const NEGATIVES: [(&str, Negative); 4] = [
+    (COLOURS_SWAPPED, swap_colours),
+    ("colour changed", change_colour),
     ("position swapped", swap_position),
     ("count changed", change_count),
 ];
 
-/// Every kind of hard negative of `description` that is false of `scene`.
+/// Every kind of hard negative of `description` that is false of `scene`,
+/// with its kind, in the order of [`NEGATIVES`].
 pub fn hard_negatives(
     description: &Description,
     scene: &Scene,
     rng: &mut dyn rand::RngCore,
-) -> Vec<Description> {
+) -> Vec<(&'static str, Description)> {
     NEGATIVES
         .iter()
-        .filter_map(|(_, make)| make(description, rng))
-        .filter(|negative| !negative.satisfied_by(&scene.objects))
+        .filter_map(|(kind, make)| Some((*kind, make(description, rng)?)))
+        .filter(|(_, negative)| !negative.satisfied_by(&scene.objects))
         .collect()
 }
 
-/// The first two items' colours exchanged; a single item's colour replaced.
-fn swap_colours(d: &Description, rng: &mut dyn rand::RngCore) -> Option<Description> {
+/// The first two items' colours exchanged, where they differ.
+fn swap_colours(d: &Description, _: &mut dyn rand::RngCore) -> Option<Description> {
     let mut out = d.clone();
     match out.items.as_mut_slice() {
         [a, b, ..] if a.colour != b.colour && a.colour.is_some() && b.colour.is_some() => {
             std::mem::swap(&mut a.colour, &mut b.colour);
+            Some(out)
         }
-        [only] => {
-            let current = only.colour?;
-            let others: Vec<_> = Colour::ALL.into_iter().filter(|c| *c != current).collect();
-            only.colour = Some(others[rng.random_range(0..others.len())]);
-        }
-        _ => return None,
+        _ => None,
     }
+}
+
+/// A single item's colour replaced by another.
+fn change_colour(d: &Description, rng: &mut dyn rand::RngCore) -> Option<Description> {
+    let mut out = d.clone();
+    let [only] = out.items.as_mut_slice() else {
+        return None;
+    };
+    let current = only.colour?;
+    let others: Vec<_> = Colour::ALL.into_iter().filter(|c| *c != current).collect();
+    only.colour = Some(others[rng.random_range(0..others.len())]);
     Some(out)
 }
 
@@ -113,7 +126,7 @@ mod tests {
             let description = Description::of(&scene, &mut rng);
             assert!(description.satisfied_by(&scene.objects));
             let negatives = hard_negatives(&description, &scene, &mut rng);
-            for negative in &negatives {
+            for (_, negative) in &negatives {
                 assert!(
                     !negative.satisfied_by(&scene.objects),
                     "{}",
@@ -125,9 +138,11 @@ mod tests {
             let colours: Vec<_> = description.items.iter().map(|i| i.colour).collect();
             if let [Some(a), Some(b), ..] = colours.as_slice() {
                 if a != b && description.items[0].shape != description.items[1].shape {
-                    let swapped = negatives
-                        .iter()
-                        .any(|n| n.items[0].colour == Some(*b) && n.items[1].colour == Some(*a));
+                    let swapped = negatives.iter().any(|(kind, n)| {
+                        *kind == COLOURS_SWAPPED
+                            && n.items[0].colour == Some(*b)
+                            && n.items[1].colour == Some(*a)
+                    });
                     assert!(swapped, "{}", description.text());
                     swaps += 1;
                 }
