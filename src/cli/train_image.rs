@@ -35,8 +35,8 @@ pub struct Args {
     /// Go on training the model in this folder (a fresh optimizer, warm-up
     /// and cosine decay): `train image` starts stage 2 from its denoiser and
     /// reuses its stage 1 (unless --text-encoder names another folder, whose
-    /// caption tokenizer must be the same); `train clip` trains its encoders
-    /// further.
+    /// caption states must be as wide); `train clip` trains its tokenizer's
+    /// encoders further.
     #[arg(long)]
     continue_from: Option<PathBuf>,
     /// Let stage 2 train the text encoder too (default: frozen).
