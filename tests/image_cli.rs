@@ -269,29 +269,29 @@ fn training_on_a_folder_without_usable_pictures_fails_cleanly() {
 fn training_on_mnist_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("model");
-    let run = seer(&[
-        "train",
-        "image",
-        "--preset",
-        "tiny",
-        "--data",
-        "mnist",
+    let o = out.to_str().unwrap();
+    let mnist_args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut args = vec![
+            "train", "image", "--preset", "tiny", "--data", "mnist", "-o", o,
+        ];
+        args.extend(extra);
+        args
+    };
+    let run = seer(&mnist_args(&[
         "--image-size",
         "32",
-        "-o",
-        out.to_str().unwrap(),
         "--quiet",
         "--clip-iters",
         "3",
         "--iters",
         "3",
-    ]);
+    ]));
     assert_eq!(run.code, 0, "{}", run.stderr);
     let eval = seer(&[
         "eval",
         "image",
         "--model",
-        out.to_str().unwrap(),
+        o,
         "--data",
         "mnist",
         "--per-digit",
@@ -312,41 +312,14 @@ fn training_on_mnist_runs() {
         "{}",
         eval.stdout
     );
-    let small = seer(&[
-        "train",
-        "image",
-        "--preset",
-        "tiny",
-        "--data",
-        "mnist",
-        "-o",
-        out.to_str().unwrap(),
-        "--overwrite",
-    ]);
-    assert_eq!(small.code, 1);
-    assert!(small.stderr.contains("too small"), "{}", small.stderr);
+    fails(&mnist_args(&["--overwrite"]), &["too small"]);
     // Digits' captions have no colours to swap.
+    let config = dir.path().join("contrast.toml");
     for setting in ["hard_negatives = true", "caption_contrast = 1.0"] {
-        let config = dir.path().join("contrast.toml");
         std::fs::write(&config, setting).unwrap();
-        fails(
-            &[
-                "train",
-                "image",
-                "--preset",
-                "tiny",
-                "--data",
-                "mnist",
-                "--image-size",
-                "32",
-                "--config",
-                config.to_str().unwrap(),
-                "-o",
-                out.to_str().unwrap(),
-                "--overwrite",
-            ],
-            &["shapes world"],
-        );
+        let mut args = mnist_args(&["--image-size", "32", "--overwrite", "--config"]);
+        args.push(config.to_str().unwrap());
+        fails(&args, &["shapes world"]);
     }
 }
 
@@ -356,7 +329,7 @@ fn training_continues_from_a_saved_model() {
     let out = dir.path().join("more");
     let o = out.to_str().unwrap();
     let from = model().to_str().unwrap();
-    let continued = |extra: &[&str]| {
+    fn continued_args<'a>(from: &'a str, o: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         let mut args = vec![
             "train",
             "image",
@@ -368,8 +341,9 @@ fn training_continues_from_a_saved_model() {
             o,
         ];
         args.extend(extra);
-        seer(&args)
-    };
+        args
+    }
+    let continued = |extra: &[&str]| seer(&continued_args(from, o, extra));
     let run = continued(&["--iters", "10", "--quiet"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Stage 1 is reused, not retrained.
@@ -454,36 +428,12 @@ fn training_continues_from_a_saved_model() {
         "--quiet",
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    let w = wide_clip.to_str().unwrap();
     fails(
-        &[
-            "train",
-            "image",
-            "--preset",
-            "tiny",
-            "--continue-from",
-            from,
-            "--text-encoder",
-            wide_clip.to_str().unwrap(),
-            "-o",
-            o,
-            "--overwrite",
-        ],
+        &continued_args(from, o, &["--overwrite", "--text-encoder", w]),
         &["reads captions of width 32", "gives 48"],
     );
-    fails(
-        &[
-            "train",
-            "image",
-            "--preset",
-            "tiny",
-            "--continue-from",
-            c,
-            "-o",
-            o,
-            "--overwrite",
-        ],
-        &["denoiser"],
-    );
+    fails(&continued_args(c, o, &["--overwrite"]), &["denoiser"]);
 }
 
 #[test]
