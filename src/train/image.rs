@@ -87,29 +87,15 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
     std::fs::create_dir_all(&options.out).map_err(Error::io(&options.out))?;
     let mut metrics = Metrics::open(&options.out.join("metrics.jsonl"), 0)?;
     let started = Instant::now();
-    let (tokenizer, text_encoder, image_encoder, clip_loss) = match &options.text_encoder {
+    // Stage 1: reused (and trained further when asked) or made and trained.
+    let (tokenizer, text_encoder, image_encoder, train_stage_one) = match &options.text_encoder {
         Some(dir) => {
             let reused = ImageModel::load(dir, &device)?;
-            let loss = if options.continue_clip {
-                let mut run = Run {
-                    options,
-                    metrics: &mut metrics,
-                    stop,
-                };
-                Some(train_clip(
-                    &mut run,
-                    &reused.tokenizer,
-                    &reused.text_encoder,
-                    &reused.image_encoder,
-                )?)
-            } else {
-                None
-            };
             (
                 reused.tokenizer,
                 reused.text_encoder,
                 reused.image_encoder,
-                loss,
+                options.continue_clip,
             )
         }
         None => {
@@ -125,14 +111,23 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
                 DType::F32,
                 &device,
             )?;
-            let mut run = Run {
-                options,
-                metrics: &mut metrics,
-                stop,
-            };
-            let loss = train_clip(&mut run, &tokenizer, &text, &image)?;
-            (tokenizer, text, image, Some(loss))
+            (tokenizer, text, image, true)
         }
+    };
+    let clip_loss = if train_stage_one {
+        let mut run = Run {
+            options,
+            metrics: &mut metrics,
+            stop,
+        };
+        Some(train_clip(
+            &mut run,
+            &tokenizer,
+            &text_encoder,
+            &image_encoder,
+        )?)
+    } else {
+        None
     };
     let clip_seconds = started.elapsed().as_secs_f64();
     let mut model = ImageModel {
