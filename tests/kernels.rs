@@ -11,9 +11,10 @@ use common::composite::{
 };
 use common::relative_error as rel;
 use seer::kernels::{
-    adamw_update, attention, attention_padded, cross_attention, cross_entropy, dropout,
-    gated_residual, layer_norm, linear, matrix_sizes, sum_of_squares, transformer_block,
-    vector_sizes, AdamWStep, AttentionSpec, BlockSpec, WeightLayout,
+    adamw_update, attention, attention_padded, cross_attention, cross_entropy, dit_block,
+    dit_conditioning_width, dit_param_sizes, dropout, gated_residual, layer_norm, linear,
+    matrix_sizes, sum_of_squares, transformer_block, vector_sizes, AdamWStep, AttentionSpec,
+    BlockSpec, DitBlockSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -524,6 +525,140 @@ fn transformer_block_with_bf16_matrices_is_for_inference() {
     assert!(err.to_string().contains("vector elements"), "{err}");
 }
 
+/// The DiT block composed of the separate kernels (each checked against
+/// candle's own ops above) and candle's adds: the reference for the fused
+/// block.
+fn composed_dit_block(
+    x: &Tensor,
+    cond: &Tensor,
+    params: &Tensor,
+    spec: DitBlockSpec,
+    lengths: &[usize],
+) -> Tensor {
+    let (b, _, c) = x.dims3().unwrap();
+    let ctx = spec.context_dim;
+    let p = split_flat(params, &dit_param_sizes(c, ctx));
+    let matrix = |i: usize, d_in: usize| p[i].reshape((d_in, p[i].elem_count() / d_in)).unwrap();
+    let linear_ = |x: &Tensor, i: usize, d_in: usize, gelu: bool| {
+        linear(x, &matrix(i, d_in), &p[i + 8], WeightLayout::InOut, gelu).unwrap()
+    };
+    let vector = cond.narrow(1, 0, c).unwrap();
+    let l = (cond.dim(1).unwrap() - c) / ctx;
+    let states = cond
+        .narrow(1, c, l * ctx)
+        .unwrap()
+        .reshape((b, l, ctx))
+        .unwrap();
+    let m = linear_(&vector, 0, c, false);
+    let part = |k: usize| m.narrow(1, k * c, c).unwrap();
+    let modulated = |x: &Tensor, shift: Tensor, scale: Tensor| {
+        layer_norm(x, &(scale + 1.0).unwrap(), &shift, spec.eps).unwrap()
+    };
+    let attention_spec = AttentionSpec {
+        n_head: spec.n_head,
+        causal: false,
+        dropout: 0.0,
+        seed: 0,
+    };
+    let h = modulated(x, part(0), part(1));
+    let att = attention(&linear_(&h, 1, c, false), attention_spec).unwrap();
+    let x1 = gated_residual(x, &linear_(&att, 2, c, false), &part(2)).unwrap();
+    let h = layer_norm(&x1, &p[11], &p[12], spec.eps).unwrap();
+    let q = linear(&h, &matrix(3, c), &p[13], WeightLayout::InOut, false).unwrap();
+    let kv = linear(&states, &matrix(4, ctx), &p[14], WeightLayout::InOut, false).unwrap();
+    let cross = cross_attention(&q, &kv, spec.n_head, lengths).unwrap();
+    let cproj = linear(&cross, &matrix(5, c), &p[15], WeightLayout::InOut, false).unwrap();
+    let x2 = (&x1 + cproj).unwrap();
+    let h = modulated(&x2, part(3), part(4));
+    let h = linear(&h, &matrix(6, c), &p[16], WeightLayout::InOut, true).unwrap();
+    let out = linear(&h, &matrix(7, 4 * c), &p[17], WeightLayout::InOut, false).unwrap();
+    gated_residual(&x2, &out, &part(5)).unwrap()
+}
+
+/// Random inputs for a DiT block `c` wide over `n` patches, reading `l`
+/// caption states `ctx` wide: x, the conditioning, the parameters (the
+/// matrices at 0.2, the vectors near one, so every gate and LayerNorm
+/// weight is live).
+fn dit_inputs(
+    b: usize,
+    n: usize,
+    c: usize,
+    (l, ctx): (usize, usize),
+    dtype: DType,
+    seed: u64,
+) -> [Var; 3] {
+    let sizes = dit_param_sizes(c, ctx);
+    let matrices: usize = sizes[..8].iter().sum();
+    let vectors: usize = sizes[8..].iter().sum();
+    let params = Tensor::cat(
+        &[
+            randn(&[matrices], dtype, seed + 2)
+                .as_tensor()
+                .affine(0.2, 0.0)
+                .unwrap(),
+            randn(&[vectors], dtype, seed + 3)
+                .as_tensor()
+                .affine(0.1, 1.0)
+                .unwrap(),
+        ],
+        0,
+    )
+    .unwrap();
+    [
+        randn(&[b, n, c], dtype, seed),
+        randn(&[b, dit_conditioning_width(c, ctx, l)], dtype, seed + 1),
+        Var::from_tensor(&params).unwrap(),
+    ]
+}
+
+#[test]
+fn dit_block_matches_the_composed_kernels() {
+    // 70 patches: two attention tiles; captions padded or whole; states
+    // as wide as the block or not.
+    for (lengths, ctx) in [(vec![5, 2, 7], 24), (vec![], 32)] {
+        let spec = DitBlockSpec {
+            n_head: 4,
+            context_dim: ctx,
+            eps: 1e-6,
+        };
+        let inputs = dit_inputs(3, 70, 32, (7, ctx), DType::F32, 41);
+        against_composite(
+            &inputs,
+            |x| dit_block(&x[0], &x[1], &x[2], spec, &lengths).unwrap(),
+            |x| composed_dit_block(&x[0], &x[1], &x[2], spec, &lengths),
+        );
+    }
+}
+
+#[test]
+fn dit_block_gradients_match_finite_differences() {
+    let spec = DitBlockSpec {
+        n_head: 2,
+        context_dim: 6,
+        eps: 1e-6,
+    };
+    let inputs = dit_inputs(2, 5, 8, (3, 6), DType::F64, 43);
+    against_finite_differences(&inputs, |x| {
+        dit_block(&x[0], &x[1], &x[2], spec, &[3, 1]).unwrap()
+    });
+    // Inputs that do not fit are an error naming what, not a panic.
+    let x = inputs[0].as_tensor();
+    let short = inputs[2].as_tensor().narrow(0, 1, 50).unwrap();
+    let err = dit_block(x, inputs[1].as_tensor(), &short, spec, &[]).unwrap_err();
+    assert!(err.to_string().contains("parameters"), "{err}");
+    let narrow = inputs[1].as_tensor().narrow(1, 0, 11).unwrap();
+    let err = dit_block(x, &narrow, inputs[2].as_tensor(), spec, &[]).unwrap_err();
+    assert!(err.to_string().contains("conditioning"), "{err}");
+    let err = dit_block(
+        x,
+        inputs[1].as_tensor(),
+        inputs[2].as_tensor(),
+        spec,
+        &[4, 1],
+    );
+    assert!(err.unwrap_err().to_string().contains("lengths"));
+}
+
 #[test]
 fn cross_entropy_matches_composite_and_finite_differences() {
     let targets = Tensor::new(&[3u32, 0, 64, 17, 17, 5], &Device::Cpu).unwrap();
@@ -611,6 +746,9 @@ fn adamw_update_matches_composite_over_several_steps() {
             beta2: 0.99,
             eps: 1e-8,
             weight_decay: 0.1,
+            // All, none, or a leading part that ends inside the first or
+            // the second parallel chunk.
+            decayed: [n, 15_000, 35_000, 0, n][step as usize - 1],
             step,
             grad_scale: 0.7,
         };

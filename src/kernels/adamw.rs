@@ -21,8 +21,11 @@ pub struct AdamWStep {
     pub beta2: f64,
     /// Denominator epsilon.
     pub eps: f64,
-    /// Decoupled weight decay (0 for parameters that do not decay).
+    /// Decoupled weight decay.
     pub weight_decay: f64,
+    /// Elements, from the first, that the weight decay applies to: all of
+    /// a matrix, none of a vector, a pack's leading matrices.
+    pub decayed: usize,
     /// Optimizer steps taken, this one included (for the bias corrections).
     pub step: u64,
     /// Factor on the gradient (global-norm clipping).
@@ -100,7 +103,8 @@ impl InplaceOp2 for Moments<'_> {
 }
 
 /// `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²` with `g` scaled, then
-/// `p ← p·(1 − lr·wd) − lr · m̂ / (sqrt(v̂) + eps)`, as PyTorch's AdamW, over
+/// `p ← p·(1 − lr·wd) − lr · m̂ / (sqrt(v̂) + eps)` (without the decay past
+/// the `decayed` elements), as PyTorch's AdamW, over
 /// the parameter and the moments and gradient that [`Moments`] holds.
 struct Update<T> {
     m: SharedMut<T>,
@@ -141,17 +145,26 @@ impl<T: Float> InplaceOp1 for Update<T> {
         let step_size = T::from_f64(s.lr / (1.0 - s.beta1.powi(t)));
         let inv_bias2 = T::from_f64(1.0 / (1.0 - s.beta2.powi(t)));
         let eps = T::from_f64(s.eps);
+        let update = |p: &mut [T], m: &mut [T], v: &mut [T], g: &[T], decay: T| {
+            for i in 0..p.len() {
+                let g = g[i] * scale;
+                m[i] = b1 * m[i] + c1 * g;
+                v[i] = b2 * v[i] + c2 * g * g;
+                p[i] = p[i] * decay - step_size * m[i] / ((v[i] * inv_bias2).sqrt() + eps);
+            }
+        };
         p.par_chunks_mut(CHUNK)
             .zip(m.par_chunks_mut(CHUNK))
             .zip(v.par_chunks_mut(CHUNK))
             .zip(g.par_chunks(CHUNK))
-            .for_each(|(((p, m), v), g)| {
-                for i in 0..p.len() {
-                    let g = g[i] * scale;
-                    m[i] = b1 * m[i] + c1 * g;
-                    v[i] = b2 * v[i] + c2 * g * g;
-                    p[i] = p[i] * decay - step_size * m[i] / ((v[i] * inv_bias2).sqrt() + eps);
-                }
+            .enumerate()
+            .for_each(|(k, (((p, m), v), g))| {
+                // This chunk's first `cut` elements decay, the rest do not.
+                let cut = s.decayed.saturating_sub(k * CHUNK).min(p.len());
+                let ((p0, p1), (m0, m1)) = (p.split_at_mut(cut), m.split_at_mut(cut));
+                let ((v0, v1), (g0, g1)) = (v.split_at_mut(cut), g.split_at(cut));
+                update(p0, m0, v0, g0, decay);
+                update(p1, m1, v1, g1, T::one());
             });
         Ok(())
     }

@@ -107,15 +107,7 @@ struct CrossAttention {
 impl CrossAttention {
     fn dims(&self, q: &Shape, kv: &Shape) -> candle_core::Result<Dims> {
         let (b, t, c) = q.dims3()?;
-        Ok(Dims {
-            b,
-            t,
-            tk: kv.dims3()?.1,
-            offset: 0,
-            c,
-            h: self.n_head,
-            d: c / self.n_head,
-        })
+        Ok(Dims::cross(b, t, kv.dims3()?.1, c, self.n_head))
     }
 
     fn spec(&self) -> AttentionSpec {
@@ -130,7 +122,7 @@ impl CrossAttention {
 
 impl<T> Sources<T> {
     /// Queries in their own `[.., c]` rows; keys and values in `[k | v]` rows.
-    fn split(q: &[T], kv: &[T], c: usize) -> Self {
+    pub(super) fn split(q: &[T], kv: &[T], c: usize) -> Self {
         let kv_base = kv.as_ptr() as *mut T;
         Self {
             q: SharedMut(q.as_ptr() as *mut T),
@@ -180,15 +172,7 @@ impl candle_core::CustomOp2 for CrossAttention {
                     with_slice::<T, _>(grad, "cross_attention", |dy| {
                         let mut dq: Vec<T> = par_zeroed(qs.len());
                         let mut dkv: Vec<T> = par_zeroed(kvs.len());
-                        let dkv_base = dkv.as_mut_ptr();
-                        let out = GradTargets {
-                            dq: SharedMut(dq.as_mut_ptr()),
-                            dk: SharedMut(dkv_base),
-                            // SAFETY: an offset within the first row of `dkv`.
-                            dv: SharedMut(unsafe { dkv_base.add(dims.c) }),
-                            q_stride: dims.c,
-                            kv_stride: 2 * dims.c,
-                        };
+                        let out = GradTargets::split(&mut dq, &mut dkv, dims.c);
                         let src = Sources::split(qs, kvs, dims.c);
                         backward(&src, dy, &lse, dims, self.spec(), &self.lengths, &out);
                         Ok((
@@ -291,6 +275,20 @@ impl Dims {
             h: n_head,
             d: c / n_head,
         })
+    }
+
+    /// Sizes of `t` queries per item (`c` wide) against a context of `tk`
+    /// keys: cross-attention.
+    pub(super) fn cross(b: usize, t: usize, tk: usize, c: usize, n_head: usize) -> Self {
+        Self {
+            b,
+            t,
+            tk,
+            offset: 0,
+            c,
+            h: n_head,
+            d: c / n_head,
+        }
     }
 
     /// Keys query `i` may see, of the `n` computed for its tile.
@@ -511,6 +509,20 @@ impl<T> GradTargets<T> {
             dv: SharedMut(dv),
             q_stride: 3 * c,
             kv_stride: 3 * c,
+        }
+    }
+
+    /// The gradients of queries in their own `[.., c]` rows (`dq`) and of
+    /// keys and values in `[k | v]` rows (`dkv`).
+    pub(super) fn split(dq: &mut [T], dkv: &mut [T], c: usize) -> Self {
+        let base = dkv.as_mut_ptr();
+        Self {
+            dq: SharedMut(dq.as_mut_ptr()),
+            dk: SharedMut(base),
+            // SAFETY: an offset within the first row of a `[.., 2·c]` buffer.
+            dv: SharedMut(unsafe { base.add(c) }),
+            q_stride: c,
+            kv_stride: 2 * c,
         }
     }
 }

@@ -169,7 +169,7 @@ struct Saved<T> {
 }
 
 /// `all` cut into consecutive parts of `N` sizes.
-fn parts<T, const N: usize>(all: &[T], sizes: [usize; N]) -> [&[T]; N] {
+pub(super) fn parts<T, const N: usize>(all: &[T], sizes: [usize; N]) -> [&[T]; N] {
     let mut rest = all;
     sizes.map(|n| {
         let (part, tail) = rest.split_at(n);
@@ -179,7 +179,7 @@ fn parts<T, const N: usize>(all: &[T], sizes: [usize; N]) -> [&[T]; N] {
 }
 
 /// `all` cut into consecutive mutable parts of `N` sizes.
-fn parts_mut<T, const N: usize>(all: &mut [T], sizes: [usize; N]) -> [&mut [T]; N] {
+pub(super) fn parts_mut<T, const N: usize>(all: &mut [T], sizes: [usize; N]) -> [&mut [T]; N] {
     let mut rest = all;
     sizes.map(|n| {
         let (part, tail) = std::mem::take(&mut rest).split_at_mut(n);
@@ -193,7 +193,7 @@ fn parts_mut<T, const N: usize>(all: &mut [T], sizes: [usize; N]) -> [&mut [T]; 
 /// of (`p`, `seed`) is applied, element `i` of the product as the dropout
 /// kernel would, in the pass that adds the residual.
 #[allow(clippy::too_many_arguments)]
-fn residual_product<T: Float, W: Weight<T>>(
+pub(super) fn residual_product<T: Float, W: Weight<T>>(
     residual: &[T],
     input: &[T],
     w: &[W],

@@ -32,7 +32,13 @@ struct GatedResidual;
 
 /// `base[r] + gate[item of r] ⊙ a[r]` (or without `base`) over the rows of
 /// `a`, each `d = gate row` long, `n` rows per item.
-fn gated_rows<T: Float>(base: Option<&[T]>, a: &[T], gate: &[T], d: usize, n: usize) -> Vec<T> {
+pub(super) fn gated_rows<T: Float>(
+    base: Option<&[T]>,
+    a: &[T],
+    gate: &[T],
+    d: usize,
+    n: usize,
+) -> Vec<T> {
     // SAFETY: every part is whole rows, each written in full.
     unsafe {
         par_written(a.len(), ROWS * d, |start, out| {
@@ -58,7 +64,7 @@ fn gated_rows<T: Float>(base: Option<&[T]>, a: &[T], gate: &[T], d: usize, n: us
 }
 
 /// `Σₙ g ⊙ y` per item: `[batch, d]`.
-fn gate_grad<T: Float>(g: &[T], y: &[T], batch: usize, d: usize) -> Vec<T> {
+pub(super) fn gate_grad<T: Float>(g: &[T], y: &[T], batch: usize, d: usize) -> Vec<T> {
     let item = g.len() / batch.max(1);
     let mut out = vec![T::zero(); batch * d];
     out.par_chunks_mut(d)

@@ -9,6 +9,9 @@
 //! - `block`: a whole pre-LayerNorm Transformer block (LayerNorm, attention,
 //!   projection, residual, LayerNorm, GELU MLP, residual) as one op, built
 //!   from the passes of the kernels below.
+//! - `dit_block`: the diffusion Transformer's whole block (adaLN-Zero
+//!   modulation, self-attention, cross-attention to a caption, GELU MLP,
+//!   gated residuals) as one op, built from the same passes.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
@@ -27,6 +30,7 @@ mod attention;
 mod bf16_gemv;
 mod block;
 mod cross_entropy;
+mod dit_block;
 mod dropout;
 mod gated_residual;
 mod layer_norm;
@@ -39,6 +43,7 @@ pub use attention::{
 };
 pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
 pub use cross_entropy::cross_entropy;
+pub use dit_block::{dit_block, dit_conditioning_width, dit_param_sizes, DitBlockSpec};
 pub use dropout::dropout;
 pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;

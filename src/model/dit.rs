@@ -203,9 +203,9 @@ impl Dit {
             .forward(&self.time_in.forward(&time)?.silu()?)?;
         let vector = (time + self.caption_in.forward(&caption.pooled)?)?;
         let context = self.caption_context(caption)?;
+        let packed = Conditioning::pack(&vector, &context)?;
         let cond = Conditioning {
-            vector: &vector,
-            context: &context,
+            packed: &packed,
             lengths: &caption.lengths,
         };
         let mut h = tokens;

@@ -3,12 +3,12 @@
 //! so every block starts as the identity.
 
 use super::{Init, Linear, ParamBuilder};
-use crate::kernels::{self, layer_norm};
+use crate::kernels::layer_norm;
 use crate::Result;
 use candle_core::{Tensor, D};
 
 /// DiT's LayerNorm epsilon.
-const EPS: f64 = 1e-6;
+pub(super) const EPS: f64 = 1e-6;
 
 /// `silu(c) · W + b`, split into `chunks` vectors of `dim`.
 #[derive(Debug, Clone)]
@@ -42,9 +42,4 @@ impl AdaLn {
 /// `shift` and `scale` (`[batch, dim]`) per item: one fused LayerNorm.
 pub fn modulated_norm(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     Ok(layer_norm(x, &(scale + 1.0)?, shift, EPS)?)
-}
-
-/// `x + gate · y`, with a `gate` (`[batch, dim]`) per item: one fused op.
-pub fn gated_residual(x: &Tensor, y: &Tensor, gate: &Tensor) -> Result<Tensor> {
-    Ok(kernels::gated_residual(x, y, gate)?)
 }

@@ -24,7 +24,7 @@ mod patch;
 mod patch_io;
 mod position;
 
-pub use adaln::{gated_residual, modulated_norm, AdaLn};
+pub use adaln::{modulated_norm, AdaLn};
 pub use attention::SelfAttention;
 pub use block::{Block, BlockShape};
 pub use cross_attention::CrossAttention;

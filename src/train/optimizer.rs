@@ -21,7 +21,25 @@ struct Slot {
     var: Var,
     /// `[2, n]`: the first moment, then the second.
     moments: Tensor,
-    decay: bool,
+    /// Leading elements that decay: the matrices among the members.
+    decayed: usize,
+}
+
+/// Elements of the trainable tensor `name` that decay: its leading
+/// matrices. A matrix after a vector could not decay, so it is an error.
+fn decayed_elements(name: &str, members: &[Member]) -> Result<usize> {
+    let is_matrix = |m: &Member| m.shape.rank() >= 2;
+    let leading = members.iter().take_while(|m| is_matrix(m)).count();
+    if let Some(late) = members[leading..].iter().find(|m| is_matrix(m)) {
+        return Err(Error::Invalid(format!(
+            "pack '{name}': matrix '{}' follows a vector; matrices must come first to decay",
+            late.name
+        )));
+    }
+    Ok(members[..leading]
+        .iter()
+        .map(|m| m.shape.elem_count())
+        .sum())
 }
 
 /// The AdamW optimizer over a model's parameters.
@@ -35,14 +53,14 @@ pub struct AdamW {
 
 impl AdamW {
     /// Fresh moments for every trainable tensor; weight decay on matrices
-    /// (parameters of rank ≥ 2, and packs of them).
+    /// (parameters of rank ≥ 2, and the matrices that lead a pack).
     pub fn new(params: &Params, beta1: f64, beta2: f64, weight_decay: f64) -> Result<Self> {
         let slots = params
             .iter()
             .map(|(name, var)| {
                 let members = params.members(name);
                 Ok(Slot {
-                    decay: members.iter().all(|m| m.shape.rank() >= 2),
+                    decayed: decayed_elements(name, &members)?,
                     members,
                     var: var.clone(),
                     moments: Tensor::zeros((2, var.elem_count()), var.dtype(), var.device())?,
@@ -97,7 +115,8 @@ impl AdamW {
                 beta1,
                 beta2,
                 eps: EPS,
-                weight_decay: if slot.decay { weight_decay } else { 0.0 },
+                weight_decay,
+                decayed: slot.decayed,
                 step,
                 grad_scale,
             };
@@ -164,5 +183,53 @@ impl AdamW {
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| Error::bad_file(path, "metadata 'adamw_step' is missing"))?;
         Ok(metadata)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::{Init, ParamSource};
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn a_pack_decays_its_leading_matrices_only() {
+        let source = ParamSource::init(1, DType::F32, &Device::Cpu);
+        let p = source.builder();
+        p.get(&[2, 3], "w", Init::Normal(1.0)).unwrap();
+        p.get(&[3], "b", Init::Ones).unwrap();
+        p.pack("packed", &["w", "b"]).unwrap();
+        p.get(&[3], "late_b", Init::Ones).unwrap();
+        p.get(&[2, 2], "late_w", Init::Ones).unwrap();
+        p.pack("mixed", &["late_b", "late_w"]).unwrap();
+        let params = source.into_params();
+        let err = AdamW::new(&params, 0.9, 0.999, 0.1).err().unwrap();
+        assert!(
+            err.to_string().contains("'late_w' follows a vector"),
+            "{err}"
+        );
+        // Without the badly ordered pack: a zero gradient leaves only the
+        // decay, which shrinks the matrix's six elements and not the bias.
+        let source = ParamSource::init(1, DType::F32, &Device::Cpu);
+        let p = source.builder();
+        p.get(&[2, 3], "w", Init::Normal(1.0)).unwrap();
+        p.get(&[3], "b", Init::Ones).unwrap();
+        let pack = p.pack("packed", &["w", "b"]).unwrap().copy().unwrap();
+        let params = source.into_params();
+        let var = params.get("packed").unwrap().clone();
+        let mut optimizer = AdamW::new(&params, 0.9, 0.999, 0.1).unwrap();
+        let zeros = var.as_tensor().zeros_like().unwrap();
+        let grads = (var.as_tensor() * zeros).unwrap().sum_all().unwrap();
+        let grads = grads.backward().unwrap();
+        optimizer.step(&grads, 0.5, 0.0).unwrap();
+        let before: Vec<f32> = pack.to_vec1().unwrap();
+        let after: Vec<f32> = var.as_tensor().to_vec1().unwrap();
+        for (i, (a, b)) in after.iter().zip(&before).enumerate() {
+            let expected = if i < 6 { b * 0.95 } else { *b };
+            assert!(
+                (a - expected).abs() < 1e-6,
+                "element {i}: {a} against {expected}"
+            );
+        }
     }
 }

@@ -107,7 +107,17 @@ pub fn composite_adamw(
     );
     let denom = ((&v / bias2).unwrap().sqrt().unwrap() + s.eps).unwrap();
     let update = ((&m / denom).unwrap() * (s.lr / bias1)).unwrap();
-    let p = ((p * (1.0 - s.lr * s.weight_decay)).unwrap() - update).unwrap();
+    let decay: Vec<f32> = (0..p.elem_count())
+        .map(|i| match i < s.decayed {
+            true => (1.0 - s.lr * s.weight_decay) as f32,
+            false => 1.0,
+        })
+        .collect();
+    let decay = Tensor::from_vec(decay, p.shape(), p.device())
+        .unwrap()
+        .to_dtype(p.dtype())
+        .unwrap();
+    let p = ((p * decay).unwrap() - update).unwrap();
     (p, m, v)
 }
 
