@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1337)]
     seed: u64,
     /// Also train the text-to-image model from scratch (`seer train image
-    /// --preset shapes`, about 55 minutes on 2 cores) instead of using the
+    /// --preset shapes`, about 40 minutes on 2 cores) instead of using the
     /// built-in one.
     #[arg(long)]
     train: bool,
