@@ -221,6 +221,10 @@ impl<T: Float> Modulation<T> {
 
 /// What the backward pass needs from the forward pass.
 struct Saved<T> {
+    /// The conditioning's two parts (see [`split_conditioning`]) and the
+    /// modulation made from the first.
+    vector: Vec<T>,
+    states: Vec<T>,
     modulation: Modulation<T>,
     /// The first modulated norm, its rows' (mean, 1/std), the `[q | k | v]`
     /// projection, each score row's log-sum-exp and the attention output.
@@ -335,6 +339,8 @@ impl DitBlockOp {
         let branch2 = product(&g, w_out, layout, 4 * c, c, start_at(b_out));
         let y = gated_rows(Some(&x2), &branch2, &modulation.gate2, c, s.n);
         let saved = Saved {
+            vector,
+            states,
             modulation,
             h1,
             ln1,
@@ -363,7 +369,6 @@ impl DitBlockOp {
     fn backward<T: Float>(
         &self,
         x: &[T],
-        cond: &[T],
         p: &[T],
         dy: &[T],
         sv: &Saved<T>,
@@ -404,8 +409,7 @@ impl DitBlockOp {
             &GradTargets::split(&mut dq, &mut dkv, c),
         );
         drop(d_cross);
-        let (vector, states) = split_conditioning(cond, s);
-        let dstates = linear_backward(&states, w_kv, &dkv, dw_kv, db_kv);
+        let dstates = linear_backward(&sv.states, w_kv, &dkv, dw_kv, db_kv);
         let dh2 = linear_backward(&sv.h2, w_q, &dq, dw_q, db_q);
         let (dx1, dw, db) = layer_norm::backward(&sv.x1, lnc_w, c, &dh2, &sv.ln2, Some(&dx2));
         dlnc_w.copy_from_slice(&dw);
@@ -439,8 +443,8 @@ impl DitBlockOp {
                 dm.extend_from_slice(&part[i * c..(i + 1) * c]);
             }
         }
-        let dvector = linear_backward(&vector, w_ada, &dm, dw_ada, db_ada);
-        let mut dcond = Vec::with_capacity(cond.len());
+        let dvector = linear_backward(&sv.vector, w_ada, &dm, dw_ada, db_ada);
+        let mut dcond = Vec::with_capacity(s.b * s.width());
         for (v, st) in dvector.chunks(c).zip(dstates.chunks(s.l * ctx)) {
             dcond.extend_from_slice(v);
             dcond.extend_from_slice(st);
@@ -492,16 +496,14 @@ impl CustomOp3 for DitBlockOp {
                 .and_then(|s| s.downcast_ref::<Saved<T>>())
                 .ok_or_else(|| candle_core::Error::Msg(format!("{OP}: no forward pass to differentiate")))?;
             with_slice::<T, _>(x, OP, |xs| {
-                with_slice::<T, _>(conditioning, OP, |cond| {
-                    with_slice::<T, _>(params, OP, |p| {
-                        with_slice::<T, _>(grad, OP, |dy| {
-                            let (dx, dcond, dp) = self.backward(xs, cond, p, dy, saved, sizes)?;
-                            Ok((
-                                Some(tensor_from(dx, x.shape().clone())?),
-                                Some(tensor_from(dcond, conditioning.shape().clone())?),
-                                Some(tensor_from(dp, params.shape().clone())?),
-                            ))
-                        })
+                with_slice::<T, _>(params, OP, |p| {
+                    with_slice::<T, _>(grad, OP, |dy| {
+                        let (dx, dcond, dp) = self.backward(xs, p, dy, saved, sizes)?;
+                        Ok((
+                            Some(tensor_from(dx, x.shape().clone())?),
+                            Some(tensor_from(dcond, conditioning.shape().clone())?),
+                            Some(tensor_from(dp, params.shape().clone())?),
+                        ))
                     })
                 })
             })
