@@ -11,8 +11,10 @@ use common::relative_error;
 use common::run::{fails, seer};
 use rand::prelude::*;
 use seer::data::{prepare, PrepareOptions};
+use seer::diffusion::SamplerKind;
+use seer::generate::{generate_images, ImageOptions};
 use seer::inspect::{self, parse_analogy, EmbeddingSpace};
-use seer::model::Gpt;
+use seer::model::{Gpt, ImageModel};
 use seer::nn::load_tensors;
 use seer::tokenize::{Tokenizer, TokenizerKind};
 use seer::train::{train, TrainConfig, TrainOptions};
@@ -541,4 +543,83 @@ fn caption_contexts_compare_position_by_position() {
     ]);
     assert_eq!(uneven.code, 1);
     assert!(uneven.stderr.contains("same length"), "{}", uneven.stderr);
+}
+
+#[test]
+fn cross_attention_maps_add_up_and_leave_the_picture_as_drawn() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes-model");
+    let model = ImageModel::load(&path, &Device::Cpu).unwrap();
+    let prompt = "a red circle left of a blue square";
+    let options = ImageOptions {
+        steps: 12,
+        guidance: 4.0,
+        sampler: SamplerKind::Ddim { eta: 0.0 },
+        seed: 5,
+    };
+    let all = inspect::cross_attention_maps(&model, prompt, &options, None).unwrap();
+    let drawn = generate_images(&model, &[prompt.to_string()], &options, |_| {}).unwrap();
+    assert!(
+        all.picture == drawn[0],
+        "the inspection changed the picture"
+    );
+    assert_eq!(all.tokens.len(), 9, "{:?}", all.tokens);
+    assert_eq!(all.tokens[2], " circle");
+    let patches = all.grid * all.grid;
+    assert_eq!(all.grid, 8);
+    assert!(all.maps.iter().all(|m| m.len() == patches));
+    // Every patch's weights over the caption sum to 1.
+    for patch in 0..patches {
+        let total: f32 = all.maps.iter().map(|m| m[patch]).sum();
+        assert!((total - 1.0).abs() < 1e-4, "patch {patch}: {total}");
+    }
+    // The maps of all blocks are the mean of each block's.
+    let blocks = model.denoiser.as_ref().unwrap().config().layers;
+    let each: Vec<_> = (0..blocks)
+        .map(|b| inspect::cross_attention_maps(&model, prompt, &options, Some(b)).unwrap())
+        .collect();
+    for (k, map) in all.maps.iter().enumerate() {
+        for (p, &w) in map.iter().enumerate() {
+            let mean = each.iter().map(|e| e.maps[k][p]).sum::<f32>() / blocks as f32;
+            assert!(
+                (w - mean).abs() < 1e-5,
+                "token {k}, patch {p}: {w} vs {mean}"
+            );
+        }
+    }
+    assert!(each[0].maps != each[1].maps);
+    let err = inspect::cross_attention_maps(&model, prompt, &options, Some(blocks)).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("--block {blocks}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn cross_attention_view_prints_a_table_json_and_a_strip() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("maps.png");
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/shapes-model");
+    let model = model.to_str().unwrap();
+    let base = [
+        "inspect",
+        "cross-attention",
+        "-m",
+        model,
+        "a red circle",
+        "--steps",
+        "6",
+    ];
+    let table = seer(&[&base[..], &["--block", "1", "-o", png.to_str().unwrap()]].concat());
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    assert!(table.stdout.contains("block 1"), "{}", table.stdout);
+    assert!(table.stdout.contains("␣circle"), "{}", table.stdout);
+    // The picture and a panel for each of the 4 tokens, 96 pixels each (32 × 3).
+    let strip = image::open(&png).unwrap().to_rgb8();
+    assert!(strip.width() >= 5 * 96 && strip.height() >= 96);
+    let json = seer(&[&base[..], &["--json"]].concat());
+    assert_eq!(json.code, 0, "{}", json.stderr);
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["tokens"].as_array().unwrap().len(), 4, "{json}");
+    assert_eq!(json["maps"][0].as_array().unwrap().len(), 64, "{json}");
+    fails(&[&base[..], &["--block", "99"]].concat(), &["--block 99"]);
 }

@@ -12,9 +12,9 @@ use common::composite::{
 use common::relative_error as rel;
 use seer::kernels::{
     adamw_update, attention, attention_padded, cross_attention, cross_entropy, dit_block,
-    dit_conditioning_width, dit_param_sizes, dropout, gated_residual, layer_norm, linear,
-    matrix_sizes, sum_of_squares, transformer_block, vector_sizes, AdamWStep, AttentionSpec,
-    BlockSpec, DitBlockSpec, WeightLayout,
+    dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes, dropout,
+    gated_residual, layer_norm, linear, matrix_sizes, sum_of_squares, transformer_block,
+    vector_sizes, AdamWStep, AttentionSpec, BlockSpec, DitBlockSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -527,14 +527,15 @@ fn transformer_block_with_bf16_matrices_is_for_inference() {
 
 /// The DiT block composed of the separate kernels (each checked against
 /// candle's own ops above) and candle's adds: the reference for the fused
-/// block.
+/// block. Also returns its cross-attention weights, `[b, heads, n, l]`,
+/// from candle's own product and softmax.
 fn composed_dit_block(
     x: &Tensor,
     cond: &Tensor,
     params: &Tensor,
     spec: DitBlockSpec,
     lengths: &[usize],
-) -> Tensor {
+) -> (Tensor, Tensor) {
     let (b, _, c) = x.dims3().unwrap();
     let ctx = spec.context_dim;
     let p = split_flat(params, &dit_param_sizes(c, ctx));
@@ -572,7 +573,43 @@ fn composed_dit_block(
     let h = modulated(&x2, part(3), part(4));
     let h = linear(&h, &matrix(6, c), &p[16], WeightLayout::InOut, true).unwrap();
     let out = linear(&h, &matrix(7, 4 * c), &p[17], WeightLayout::InOut, false).unwrap();
-    gated_residual(&x2, &out, &part(5)).unwrap()
+    let y = gated_residual(&x2, &out, &part(5)).unwrap();
+    (
+        y,
+        cross_weights(&q, &kv.narrow(2, 0, c).unwrap(), spec.n_head, lengths),
+    )
+}
+
+/// `softmax(q·kᵀ/√d)` per head, `[b, heads, n, l]`, item `i` seeing only
+/// its first `lengths[i]` keys (all when empty).
+fn cross_weights(q: &Tensor, k: &Tensor, n_head: usize, lengths: &[usize]) -> Tensor {
+    let (b, n, c) = q.dims3().unwrap();
+    let l = k.dim(1).unwrap();
+    let d = c / n_head;
+    let heads = |t: &Tensor, rows: usize| {
+        t.reshape((b, rows, n_head, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let scores = heads(q, n)
+        .matmul(&heads(k, l).t().unwrap())
+        .unwrap()
+        .affine(1.0 / (d as f64).sqrt(), 0.0)
+        .unwrap();
+    let mask: Vec<f64> = (0..b * l)
+        .map(|i| match lengths.get(i / l) {
+            Some(&seen) if i % l >= seen => f64::NEG_INFINITY,
+            _ => 0.0,
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (b, 1, 1, l), q.device())
+        .unwrap()
+        .to_dtype(q.dtype())
+        .unwrap();
+    candle_nn::ops::softmax_last_dim(&scores.broadcast_add(&mask).unwrap()).unwrap()
 }
 
 /// Random inputs for a DiT block `c` wide over `n` patches, reading `l`
@@ -625,8 +662,45 @@ fn dit_block_matches_the_composed_kernels() {
         against_composite(
             &inputs,
             |x| dit_block(&x[0], &x[1], &x[2], spec, &lengths).unwrap(),
-            |x| composed_dit_block(&x[0], &x[1], &x[2], spec, &lengths),
+            |x| composed_dit_block(&x[0], &x[1], &x[2], spec, &lengths).0,
         );
+    }
+}
+
+#[test]
+fn dit_block_cross_attention_weights_match_candles_softmax() {
+    for (lengths, ctx) in [(vec![5, 2, 7], 24), (vec![], 32)] {
+        let spec = DitBlockSpec {
+            n_head: 4,
+            context_dim: ctx,
+            eps: 1e-6,
+        };
+        let [x, cond, params] = dit_inputs(3, 70, 32, (7, ctx), DType::F32, 47);
+        let (x, cond, params) = (x.as_tensor(), cond.as_tensor(), params.as_tensor());
+        let (y, weights) = dit_block_with_cross_attention(x, cond, params, spec, &lengths).unwrap();
+        let (y_ref, weights_ref) = composed_dit_block(x, cond, params, spec, &lengths);
+        assert_eq!(weights.dims(), [3, 4, 70, 7]);
+        assert!(rel(&y, &y_ref) <= 1e-5);
+        assert!(rel(&weights, &weights_ref) <= 1e-5);
+        // The plain op's output, and nothing past each caption's end.
+        let plain = dit_block(x, cond, params, spec, &lengths).unwrap();
+        assert!(rel(&y, &plain) == 0.0);
+        if let Some(&seen) = lengths.get(1) {
+            let past = weights
+                .narrow(0, 1, 1)
+                .unwrap()
+                .narrow(3, seen, 7 - seen)
+                .unwrap();
+            assert_eq!(
+                past.abs()
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap(),
+                0.0
+            );
+        }
     }
 }
 

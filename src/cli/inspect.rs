@@ -1,7 +1,7 @@
 //! `seer inspect`: look inside a model. How text splits into tokens, the
 //! next-token distribution, attention maps, embedding neighbours and
-//! analogies, and the denoising path of a picture; in the terminal, as PNG,
-//! and as JSON (`--json`) for scripts.
+//! analogies, the denoising path of a picture and where its caption words
+//! land in it; in the terminal, as PNG, and as JSON (`--json`) for scripts.
 
 use seer::diffusion::SamplerKind;
 use seer::generate::ImageOptions;
@@ -34,6 +34,9 @@ enum View {
     /// How much each caption token's state depends on its context: two
     /// captions of the same length, their states compared position by position.
     Context(ContextArgs),
+    /// Where each caption word lands in the picture: how much the
+    /// denoiser's patches read each caption token while drawing it.
+    CrossAttention(CrossAttentionArgs),
 }
 
 /// The `--model` of the views that run a GPT.
@@ -153,19 +156,12 @@ struct ContextArgs {
     json: bool,
 }
 
+/// How to draw the picture that a view looks into.
 #[derive(clap::Args)]
-struct DenoiseArgs {
-    /// Image model folder made by `seer train image`.
-    #[arg(short, long)]
-    model: PathBuf,
-    /// What to draw.
-    prompt: String,
+struct DrawArgs {
     /// Denoising steps.
     #[arg(long, default_value_t = 50)]
     steps: usize,
-    /// Columns in the strip: the noise, then evenly spread steps to the last.
-    #[arg(long, default_value_t = 8)]
-    frames: usize,
     /// Classifier-free guidance scale.
     #[arg(long, default_value_t = 4.0)]
     guidance: f64,
@@ -178,9 +174,63 @@ struct DenoiseArgs {
     /// How many times to enlarge each picture.
     #[arg(long, default_value_t = 3)]
     scale: u32,
+}
+
+impl DrawArgs {
+    /// The sampling options these arguments ask for, once checked.
+    fn options(&self) -> anyhow::Result<ImageOptions> {
+        let sampler = match self.sampler.as_str() {
+            "ddim" => SamplerKind::Ddim { eta: 0.0 },
+            "ddpm" => SamplerKind::Ddpm,
+            other => anyhow::bail!("--sampler {other}: use ddim or ddpm"),
+        };
+        if self.scale == 0 || self.scale > 16 {
+            anyhow::bail!("--scale {}: use 1 to 16", self.scale);
+        }
+        Ok(ImageOptions {
+            steps: self.steps,
+            guidance: self.guidance,
+            sampler,
+            seed: self.seed,
+        })
+    }
+}
+
+#[derive(clap::Args)]
+struct DenoiseArgs {
+    /// Image model folder made by `seer train image`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// What to draw.
+    prompt: String,
+    #[command(flatten)]
+    draw: DrawArgs,
+    /// Columns in the strip: the noise, then evenly spread steps to the last.
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
     /// PNG to write.
     #[arg(short, long, default_value = "denoise.png")]
     out: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct CrossAttentionArgs {
+    /// Image model folder made by `seer train image`.
+    #[arg(short, long)]
+    model: PathBuf,
+    /// What to draw.
+    prompt: String,
+    #[command(flatten)]
+    draw: DrawArgs,
+    /// Denoiser block to show, from 0 (default: the mean over all blocks).
+    #[arg(long)]
+    block: Option<usize>,
+    /// PNG to write: the picture, then each caption token's map over it.
+    #[arg(short, long, default_value = "cross-attention.png")]
+    out: PathBuf,
+    /// Print the tokens and their maps as JSON (no PNG).
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -191,6 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         View::Embed(a) => embed(a),
         View::Denoise(a) => denoise(a),
         View::Context(a) => context(a),
+        View::CrossAttention(a) => cross_attention(a),
     }?;
     Ok(ExitCode::SUCCESS)
 }
@@ -455,32 +506,56 @@ fn write_neighbours(
 }
 
 fn denoise(args: DenoiseArgs) -> anyhow::Result<()> {
-    let sampler = match args.sampler.as_str() {
-        "ddim" => SamplerKind::Ddim { eta: 0.0 },
-        "ddpm" => SamplerKind::Ddpm,
-        other => anyhow::bail!("--sampler {other}: use ddim or ddpm"),
-    };
-    if args.scale == 0 || args.scale > 16 {
-        anyhow::bail!("--scale {}: use 1 to 16", args.scale);
-    }
+    let options = args.draw.options()?;
     let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
-    let options = ImageOptions {
-        steps: args.steps,
-        guidance: args.guidance,
-        sampler,
-        seed: args.seed,
-    };
     let frames = inspect::denoise_frames(&model, &args.prompt, &options, args.frames)?;
-    let strip = inspect::denoise_strip(&frames, args.steps, args.scale)?;
+    let strip = inspect::denoise_strip(&frames, options.steps, args.draw.scale)?;
     save_png(&strip, &args.out)?;
     let shown: Vec<String> = frames.iter().map(|f| f.steps_done.to_string()).collect();
     println!(
         "'{}': noise to picture in {} steps; shown after steps {} → {}",
         args.prompt,
-        args.steps,
+        options.steps,
         shown.join(", "),
         args.out.display()
     );
+    Ok(())
+}
+
+fn cross_attention(args: CrossAttentionArgs) -> anyhow::Result<()> {
+    let options = args.draw.options()?;
+    let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
+    let maps = inspect::cross_attention_maps(&model, &args.prompt, &options, args.block)?;
+    if args.json {
+        print_json(&maps);
+        return Ok(());
+    }
+    let over = args
+        .block
+        .map_or("all blocks".to_string(), |b| format!("block {b}"));
+    println!(
+        "'{}': cross-attention over {} steps, {over}, all heads; each token's share of it, \
+         where it is read most (x, y from the top left, 0 to 1) and how unevenly (peak / mean)",
+        args.prompt, options.steps
+    );
+    println!(
+        "{:<16} {:>7} {:>6} {:>6} {:>9}",
+        "token", "share", "x", "y", "peak/mean"
+    );
+    for (k, token) in maps.tokens.iter().enumerate() {
+        let (x, y) = maps.peak(k);
+        let share = 100.0 * maps.share(k);
+        println!(
+            "{:<16} {share:>6.1}% {x:>6.3} {y:>6.3} {:>9.2}",
+            inspect::visible(token),
+            maps.contrast(k)
+        );
+    }
+    save_png(
+        &inspect::cross_attention_strip(&maps, args.draw.scale)?,
+        &args.out,
+    )?;
+    println!("→ {}", args.out.display());
     Ok(())
 }
 

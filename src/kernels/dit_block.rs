@@ -96,6 +96,51 @@ pub fn dit_block(
     spec: DitBlockSpec,
     lengths: &[usize],
 ) -> candle_core::Result<Tensor> {
+    let op = checked_op(x, conditioning, params, spec, lengths)?;
+    x.contiguous()?
+        .apply_op3(&conditioning.contiguous()?, &params.contiguous()?, op)
+}
+
+/// The block applied as [`dit_block`] applies it, in inference (no
+/// gradient), together with its cross-attention weights: `(y, weights)`,
+/// `weights` `[batch, n_head, n, l]` saying how much each patch (row) of
+/// each head attends to each of the `l` caption tokens, zero past an item's
+/// length, each row summing to 1. The weights come from the forward pass's
+/// own queries, keys and log-sum-exps, so only inspection pays for them.
+pub fn dit_block_with_cross_attention(
+    x: &Tensor,
+    conditioning: &Tensor,
+    params: &Tensor,
+    spec: DitBlockSpec,
+    lengths: &[usize],
+) -> candle_core::Result<(Tensor, Tensor)> {
+    const OP: &str = "dit_block";
+    let op = checked_op(x, conditioning, params, spec, lengths)?;
+    let sizes = Sizes::of(x.shape(), conditioning.dim(1)?, spec.context_dim)?;
+    with_float!(x.dtype(), OP, T => {
+        with_slice::<T, _>(x, OP, |xs| {
+            with_slice::<T, _>(conditioning, OP, |cond| {
+                with_slice::<T, _>(params, OP, |p| {
+                    let (y, saved) = op.forward(xs, cond, p, sizes)?;
+                    let weights = cross_weights(&saved, sizes, spec.n_head, lengths);
+                    Ok((
+                        tensor_from(y, x.shape().clone())?,
+                        tensor_from(weights, (sizes.b, spec.n_head, sizes.n, sizes.l))?,
+                    ))
+                })
+            })
+        })
+    })
+}
+
+/// The block's op for these inputs, once they are checked to fit.
+fn checked_op(
+    x: &Tensor,
+    conditioning: &Tensor,
+    params: &Tensor,
+    spec: DitBlockSpec,
+    lengths: &[usize],
+) -> candle_core::Result<DitBlockOp> {
     const OP: &str = "dit_block";
     let (b, _, c) = x.dims3()?;
     let (bc, width) = conditioning.dims2()?;
@@ -129,15 +174,11 @@ pub fn dit_block(
             params.dtype()
         );
     }
-    x.contiguous()?.apply_op3(
-        &conditioning.contiguous()?,
-        &params.contiguous()?,
-        DitBlockOp {
-            spec,
-            lengths: lengths.to_vec(),
-            saved: Mutex::new(None),
-        },
-    )
+    Ok(DitBlockOp {
+        spec,
+        lengths: lengths.to_vec(),
+        saved: Mutex::new(None),
+    })
 }
 
 struct DitBlockOp {
@@ -253,6 +294,30 @@ struct Saved<T> {
     u: Vec<T>,
     g: Vec<T>,
     branch2: Vec<T>,
+}
+
+/// The cross-attention probabilities of a forward pass, `[b, heads, n, l]`:
+/// `exp(scale · q·k − lse)` for the keys an item sees, 0 past its length.
+fn cross_weights<T: Float>(sv: &Saved<T>, s: Sizes, h: usize, lengths: &[usize]) -> Vec<T> {
+    let Sizes {
+        b, n: t, c, l: tk, ..
+    } = s;
+    let d = c / h;
+    let scale = 1.0 / (d as f64).sqrt();
+    let mut weights = vec![T::zero(); b * h * t * tk];
+    for (row, w) in weights.chunks_mut(tk).enumerate() {
+        let (bh, i) = (row / t, row % t);
+        let (bi, hi) = (bh / h, bh % h);
+        let q = &sv.q[(bi * t + i) * c + hi * d..][..d];
+        let lse = sv.lse2[row];
+        let seen = lengths.get(bi).copied().unwrap_or(tk);
+        for (j, w) in w[..seen].iter_mut().enumerate() {
+            let k = &sv.kv[(bi * tk + j) * 2 * c + hi * d..][..d];
+            let score: f64 = q.iter().zip(k).map(|(a, b)| a.to_f64() * b.to_f64()).sum();
+            *w = T::from_f64((scale * score - lse).exp());
+        }
+    }
+    weights
 }
 
 /// The gradients of `y = x·W + b` (`x`: `[n, d_in]`), from `du`: `dx` as a

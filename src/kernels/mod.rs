@@ -11,7 +11,8 @@
 //!   from the passes of the kernels below.
 //! - `dit_block`: the diffusion Transformer's whole block (adaLN-Zero
 //!   modulation, self-attention, cross-attention to a caption, GELU MLP,
-//!   gated residuals) as one op, built from the same passes.
+//!   gated residuals) as one op, built from the same passes (for
+//!   inspection, also with its cross-attention weights).
 //! - `layer_norm`: LayerNorm with weight and optional bias.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
@@ -43,7 +44,10 @@ pub use attention::{
 };
 pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
 pub use cross_entropy::cross_entropy;
-pub use dit_block::{dit_block, dit_conditioning_width, dit_param_sizes, DitBlockSpec};
+pub use dit_block::{
+    dit_block, dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes,
+    DitBlockSpec,
+};
 pub use dropout::dropout;
 pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;

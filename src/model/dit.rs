@@ -187,6 +187,32 @@ impl Dit {
     /// The prediction for noisy images `x` (`[batch, channels, side, side]`)
     /// at timesteps `t` (one per image), given the captions' features.
     pub fn forward(&self, x: &Tensor, t: &[f32], caption: &TextFeatures) -> Result<Tensor> {
+        self.run(x, t, caption, None)
+    }
+
+    /// The prediction, in inference, with every block's cross-attention
+    /// weights, `[batch, n_head, patches, caption tokens]` per block: how
+    /// much each patch reads each caption token.
+    pub fn forward_with_cross_attention(
+        &self,
+        x: &Tensor,
+        t: &[f32],
+        caption: &TextFeatures,
+    ) -> Result<(Tensor, Vec<Tensor>)> {
+        let mut weights = Vec::with_capacity(self.blocks.len());
+        let prediction = self.run(x, t, caption, Some(&mut weights))?;
+        Ok((prediction, weights))
+    }
+
+    /// The prediction, collecting each block's cross-attention weights into
+    /// `weights` when asked.
+    fn run(
+        &self,
+        x: &Tensor,
+        t: &[f32],
+        caption: &TextFeatures,
+        mut weights: Option<&mut Vec<Tensor>>,
+    ) -> Result<Tensor> {
         let device = x.device();
         let b = x.dim(0)?;
         if t.len() != b || caption.lengths.len() != b {
@@ -210,7 +236,14 @@ impl Dit {
         };
         let mut h = tokens;
         for block in &self.blocks {
-            h = block.forward(&h, &cond)?;
+            h = match weights.as_deref_mut() {
+                Some(weights) => {
+                    let (out, w) = block.forward_with_cross_attention(&h, &cond)?;
+                    weights.push(w);
+                    out
+                }
+                None => block.forward(&h, &cond)?,
+            };
         }
         let m = self.final_adaln.forward(&vector)?;
         let h = modulated_norm(&h, &m[0], &m[1])?;

@@ -15,7 +15,7 @@
 
 use super::adaln::EPS;
 use super::{AdaLn, CrossAttention, Init, LayerNorm, Mlp, ParamBuilder, SelfAttention};
-use crate::kernels::{dit_block, DitBlockSpec};
+use crate::kernels::{dit_block, dit_block_with_cross_attention, DitBlockSpec};
 use crate::Result;
 use candle_core::Tensor;
 
@@ -90,6 +90,23 @@ impl DitBlock {
     /// Applies the block to patch tokens `x` (`[batch, n, dim]`).
     pub fn forward(&self, x: &Tensor, cond: &Conditioning) -> Result<Tensor> {
         Ok(dit_block(
+            x,
+            cond.packed,
+            &self.params,
+            self.spec,
+            cond.lengths,
+        )?)
+    }
+
+    /// The block applied in inference, with its cross-attention weights
+    /// `[batch, n_head, n, caption tokens]` (see
+    /// [`crate::kernels::dit_block_with_cross_attention`]).
+    pub fn forward_with_cross_attention(
+        &self,
+        x: &Tensor,
+        cond: &Conditioning,
+    ) -> Result<(Tensor, Tensor)> {
+        Ok(dit_block_with_cross_attention(
             x,
             cond.packed,
             &self.params,
