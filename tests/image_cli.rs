@@ -313,13 +313,21 @@ fn training_on_mnist_runs() {
         eval.stdout
     );
     fails(&mnist_args(&["--overwrite"]), &["too small"]);
-    // Digits' captions have no colours to swap.
+    // Digits' captions have no colours or positions to swap.
     let config = dir.path().join("contrast.toml");
-    for setting in ["hard_negatives = true", "caption_contrast = 1.0"] {
+    for (setting, error) in [
+        ("hard_negatives = true", "shapes world"),
+        ("caption_contrast = 1.0", "shapes world"),
+        ("position_contrast = 1.0", "shapes world"),
+        (
+            "position_contrast = -1.0",
+            "position_contrast must be a weight",
+        ),
+    ] {
         std::fs::write(&config, setting).unwrap();
         let mut args = mnist_args(&["--image-size", "32", "--overwrite", "--config"]);
         args.push(config.to_str().unwrap());
-        fails(&args, &["shapes world"]);
+        fails(&args, &[error]);
     }
 }
 

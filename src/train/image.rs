@@ -7,7 +7,7 @@
 use super::image_config::{ImageTrainConfig, StageConfig};
 use super::schedule::warmup_cosine;
 use super::{AdamW, Ema, MetricRecord, Metrics};
-use crate::data::shapes::COLOURS_SWAPPED;
+use crate::data::shapes::{COLOURS_SWAPPED, POSITION_SWAPPED};
 use crate::data::{mix, HardNegative, PairSource};
 use crate::diffusion::NoiseSchedule;
 use crate::model::{caption_ids, contrastive_loss, Dit, ImageEncoder, ImageModel, TextEncoder};
@@ -75,11 +75,11 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
             config.image_size
         )));
     }
-    if (config.hard_negatives || config.caption_contrast > 0.0)
+    if (config.hard_negatives || config.caption_contrast > 0.0 || config.position_contrast > 0.0)
         && !matches!(options.source, PairSource::Shapes { .. })
     {
         return Err(Error::Invalid(
-            "hard_negatives and caption_contrast need the shapes world's captions (--data shapes)"
+            "hard_negatives, caption_contrast and position_contrast need the shapes world's captions (--data shapes)"
                 .into(),
         ));
     }
@@ -389,15 +389,17 @@ fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
 }
 
 /// How much worse, relative to its error with the true caption, the
-/// denoiser's error with a colour-swapped caption must be before
-/// [`ImageTrainConfig::caption_contrast`] stops pushing them apart.
+/// denoiser's error with a colour-swapped (or position-swapped) caption
+/// must be before [`ImageTrainConfig::caption_contrast`] (or
+/// [`ImageTrainConfig::position_contrast`]) stops pushing them apart.
 const CONTRAST_MARGIN: f64 = 0.1;
 
 /// The denoising loss of stage-2 step `step`: a batch of pairs (some
 /// captions dropped), noised at random timesteps, and the mean squared
 /// error of `dit`'s prediction against the scheduler's target (weighted by
-/// Min-SNR-γ when asked); with `caption_contrast`, plus its hinge on the
-/// pictures that have a colour-swapped twin of their caption.
+/// Min-SNR-γ when asked); with `caption_contrast` (`position_contrast`),
+/// plus its hinge on the pictures that have a colour-swapped
+/// (position-swapped) twin of their caption.
 pub(crate) fn diffusion_loss(
     model: &ImageModel,
     dit: &Dit,
@@ -409,17 +411,22 @@ pub(crate) fn diffusion_loss(
     let device = Device::Cpu;
     let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[config.seed, 0xd1f, step]));
     let b = config.diffusion.batch_size;
-    let contrast = config.caption_contrast > 0.0;
+    let weight_of = |kind: &str| match kind {
+        COLOURS_SWAPPED => config.caption_contrast,
+        POSITION_SWAPPED => config.position_contrast,
+        _ => 0.0,
+    };
+    let contrast = config.caption_contrast > 0.0 || config.position_contrast > 0.0;
     let pairs = options.source.sample_with(b, contrast, &mut rng, &device)?;
     let dropped: Vec<bool> = (0..b)
         .map(|_| rng.random_bool(config.caption_dropout))
         .collect();
-    // Each kept caption's colour-swapped twin, denoised on its picture's
-    // noisy input after the batch's own.
+    // Each kept caption's twins of the contrasted kinds, denoised on its
+    // picture's noisy input after the batch's own.
     let twins: Vec<&HardNegative> = pairs
         .hard_negatives
         .iter()
-        .filter(|n| n.kind == COLOURS_SWAPPED && !dropped[n.picture])
+        .filter(|n| weight_of(n.kind) > 0.0 && !dropped[n.picture])
         .collect();
     let of_picture: Vec<usize> = (0..b).chain(twins.iter().map(|n| n.picture)).collect();
     let texts: Vec<String> = pairs
@@ -495,7 +502,9 @@ pub(crate) fn diffusion_loss(
     let own = weighted.index_select(&index.narrow(0, b, twins.len())?, 0)?;
     let twin = weighted.narrow(0, b, twins.len())?;
     let hinge = ((own * (1.0 + CONTRAST_MARGIN))? - twin)?.relu()?;
-    let contrast = (hinge.sum_all()? * (config.caption_contrast / b as f64))?;
+    let twin_weights: Vec<f32> = twins.iter().map(|n| weight_of(n.kind) as f32).collect();
+    let twin_weights = Tensor::from_vec(twin_weights, twins.len(), &device)?;
+    let contrast = ((hinge * twin_weights)?.sum_all()? / b as f64)?;
     Ok((loss + contrast)?)
 }
 
@@ -603,10 +612,11 @@ mod tests {
     }
 
     /// At the start the denoiser ignores its caption (adaLN-Zero), so a
-    /// colour-swapped twin's error equals its picture's and the hinge adds
-    /// exactly the margin, a tenth of those pictures' share of the loss.
+    /// colour- or position-swapped twin's error equals its picture's and
+    /// the hinge adds exactly the margin, a tenth of those pictures' share
+    /// of the loss, times the contrast's weight.
     #[test]
-    fn the_caption_contrast_adds_the_margin_for_a_caption_blind_denoiser() {
+    fn the_caption_contrasts_add_the_margin_for_a_caption_blind_denoiser() {
         let mut config = ImageTrainConfig::preset("tiny").unwrap();
         config.diffusion.batch_size = 32;
         config.caption_dropout = 0.0;
@@ -619,11 +629,27 @@ mod tests {
         };
         let plain = loss(&options);
         options.config.caption_contrast = 2.0;
-        let with_contrast = loss(&options);
-        let added = (with_contrast - plain) / plain;
+        let colours = loss(&options);
+        let added = (colours - plain) / plain;
         assert!(
             added > 0.0 && added <= 2.0 * 0.1 * (1.0 + 1e-5),
-            "{with_contrast} against {plain}"
+            "{colours} against {plain}"
+        );
+        // Each contrast adds its weight times its hinges to the same base
+        // (the batch's own loss; `plain` draws its noise apart, since making
+        // the twins takes draws): linear in each weight, and the two add up.
+        let with = |caption: f64, position: f64, options: &mut super::ImageTrainOptions| {
+            options.config.caption_contrast = caption;
+            options.config.position_contrast = position;
+            loss(options)
+        };
+        let position = with(0.0, 1.0, &mut options);
+        let base = 2.0 * position - with(0.0, 2.0, &mut options);
+        assert!(position > base && (position - base) / base <= 0.1 * (1.0 + 1e-5));
+        let both = with(2.0, 1.0, &mut options);
+        assert!(
+            (both - (colours + position - base)).abs() < 1e-6 * both,
+            "{both}: {colours} + {position} - {base}"
         );
     }
 

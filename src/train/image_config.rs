@@ -80,6 +80,12 @@ pub struct ImageTrainConfig {
     /// `seer eval binding` probes it. Shapes world only.
     #[serde(default)]
     pub caption_contrast: f64,
+    /// Weight of the same contrast for position (0: off): the twin
+    /// reverses the caption's relation ("a red circle right of a blue
+    /// square" for "... left of ...") or mirrors a lone object's cell
+    /// ("in the top right" for "in the top left"). Shapes world only.
+    #[serde(default)]
+    pub position_contrast: f64,
     /// Whether stage 2 also trains the text encoder (default: frozen).
     pub finetune_text_encoder: bool,
     /// Min-SNR-γ loss weighting (Hang et al., 2023): each picture's error
@@ -198,6 +204,7 @@ impl ImageTrainConfig {
             pooled_dropout: 0.0,
             hard_negatives: false,
             caption_contrast: 0.0,
+            position_contrast: 0.0,
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,
@@ -305,11 +312,15 @@ impl ImageTrainConfig {
                 "denoiser.context_dim and pooled_dim must equal the text encoder's width and embed_dim".into(),
             ));
         }
-        if !(self.caption_contrast >= 0.0 && self.caption_contrast.is_finite()) {
-            return Err(Error::Invalid(format!(
-                "caption_contrast must be a weight of 0 or more, not {}",
-                self.caption_contrast
-            )));
+        for (name, weight) in [
+            ("caption_contrast", self.caption_contrast),
+            ("position_contrast", self.position_contrast),
+        ] {
+            if !(weight >= 0.0 && weight.is_finite()) {
+                return Err(Error::Invalid(format!(
+                    "{name} must be a weight of 0 or more, not {weight}"
+                )));
+            }
         }
         if !(0.0..=1.0).contains(&self.pooled_dropout) {
             return Err(Error::Invalid(format!(

@@ -12,7 +12,7 @@ mod render;
 pub use benchmark::{prompts, Category};
 pub use describe::{caption, Description, Item, Relation};
 pub use detect::{detect, Detection, Finding};
-pub use negatives::{hard_negatives, Negative, COLOURS_SWAPPED, NEGATIVES};
+pub use negatives::{hard_negatives, Negative, COLOURS_SWAPPED, NEGATIVES, POSITION_SWAPPED};
 pub use render::render;
 
 use rand::seq::IndexedRandom;

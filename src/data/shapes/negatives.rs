@@ -16,11 +16,15 @@ pub type Negative = fn(&Description, &mut dyn rand::RngCore) -> Option<Descripti
 /// only for a model that does not tie each colour to its shape.
 pub const COLOURS_SWAPPED: &str = "colours swapped";
 
+/// The kind of hard negative that reverses the relation between two
+/// objects ("right of" for "left of"), or mirrors a lone object's cell.
+pub const POSITION_SWAPPED: &str = "position swapped";
+
 /// The kinds of hard negative and how each is made from a true description.
 pub const NEGATIVES: [(&str, Negative); 4] = [
     (COLOURS_SWAPPED, swap_colours),
     ("colour changed", change_colour),
-    ("position swapped", swap_position),
+    (POSITION_SWAPPED, swap_position),
     ("count changed", change_count),
 ];
 
