@@ -319,6 +319,7 @@ fn training_on_mnist_runs() {
         ("hard_negatives = true", "shapes world"),
         ("caption_contrast = 1.0", "shapes world"),
         ("position_contrast = 1.0", "shapes world"),
+        ("shape_contrast = 1.0", "shapes world"),
         (
             "position_contrast = -1.0",
             "position_contrast must be a weight",

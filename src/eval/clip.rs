@@ -1,7 +1,8 @@
 //! CLIP on held-out shapes pairs: retrieval (text→image and image→text
 //! recall@1 and @5) and hard negatives (does the picture sit closer to its
 //! true caption than to the same caption with colours swapped, the relation
-//! or cell flipped, or the count changed?).
+//! or cell flipped, the count changed, or one of two objects' shape
+//! changed?).
 //!
 //! Many pictures fit a short caption ("a red circle" fits every picture of
 //! one red circle), so a retrieval counts as correct when the retrieved

@@ -7,7 +7,6 @@
 use super::image_config::{ImageTrainConfig, StageConfig};
 use super::schedule::warmup_cosine;
 use super::{AdamW, Ema, MetricRecord, Metrics};
-use crate::data::shapes::{COLOURS_SWAPPED, POSITION_SWAPPED};
 use crate::data::{mix, HardNegative, PairSource};
 use crate::diffusion::NoiseSchedule;
 use crate::model::{caption_ids, contrastive_loss, Dit, ImageEncoder, ImageModel, TextEncoder};
@@ -75,11 +74,11 @@ pub fn train_image(options: &ImageTrainOptions, stop: &AtomicBool) -> Result<Ima
             config.image_size
         )));
     }
-    if (config.hard_negatives || config.caption_contrast > 0.0 || config.position_contrast > 0.0)
+    if (config.hard_negatives || config.contrasts())
         && !matches!(options.source, PairSource::Shapes { .. })
     {
         return Err(Error::Invalid(
-            "hard_negatives, caption_contrast and position_contrast need the shapes world's captions (--data shapes)"
+            "hard_negatives and the caption, position and shape contrasts need the shapes world's captions (--data shapes)"
                 .into(),
         ));
     }
@@ -389,17 +388,17 @@ fn train_denoiser(run: &mut Run, model: &ImageModel, dit: &Dit) -> Result<f64> {
 }
 
 /// How much worse, relative to its error with the true caption, the
-/// denoiser's error with a colour-swapped (or position-swapped) caption
-/// must be before [`ImageTrainConfig::caption_contrast`] (or
-/// [`ImageTrainConfig::position_contrast`]) stops pushing them apart.
+/// denoiser's error with a contrasted twin of the caption must be before
+/// the contrast ([`ImageTrainConfig::contrast_weight`]) stops pushing them
+/// apart.
 const CONTRAST_MARGIN: f64 = 0.1;
 
 /// The denoising loss of stage-2 step `step`: a batch of pairs (some
 /// captions dropped), noised at random timesteps, and the mean squared
 /// error of `dit`'s prediction against the scheduler's target (weighted by
-/// Min-SNR-γ when asked); with `caption_contrast` (`position_contrast`),
-/// plus its hinge on the pictures that have a colour-swapped
-/// (position-swapped) twin of their caption.
+/// Min-SNR-γ when asked); with the caption contrasts, plus their hinges on
+/// the pictures whose captions have twins of the contrasted kinds (each
+/// hinge times its kind's weight).
 pub(crate) fn diffusion_loss(
     model: &ImageModel,
     dit: &Dit,
@@ -411,13 +410,9 @@ pub(crate) fn diffusion_loss(
     let device = Device::Cpu;
     let mut rng = rand::rngs::StdRng::seed_from_u64(mix(&[config.seed, 0xd1f, step]));
     let b = config.diffusion.batch_size;
-    let weight_of = |kind: &str| match kind {
-        COLOURS_SWAPPED => config.caption_contrast,
-        POSITION_SWAPPED => config.position_contrast,
-        _ => 0.0,
-    };
-    let contrast = config.caption_contrast > 0.0 || config.position_contrast > 0.0;
-    let pairs = options.source.sample_with(b, contrast, &mut rng, &device)?;
+    let pairs = options
+        .source
+        .sample_with(b, config.contrasts(), &mut rng, &device)?;
     let dropped: Vec<bool> = (0..b)
         .map(|_| rng.random_bool(config.caption_dropout))
         .collect();
@@ -426,7 +421,7 @@ pub(crate) fn diffusion_loss(
     let twins: Vec<&HardNegative> = pairs
         .hard_negatives
         .iter()
-        .filter(|n| weight_of(n.kind) > 0.0 && !dropped[n.picture])
+        .filter(|n| config.contrast_weight(n.kind) > 0.0 && !dropped[n.picture])
         .collect();
     let of_picture: Vec<usize> = (0..b).chain(twins.iter().map(|n| n.picture)).collect();
     let texts: Vec<String> = pairs
@@ -502,7 +497,10 @@ pub(crate) fn diffusion_loss(
     let own = weighted.index_select(&index.narrow(0, b, twins.len())?, 0)?;
     let twin = weighted.narrow(0, b, twins.len())?;
     let hinge = ((own * (1.0 + CONTRAST_MARGIN))? - twin)?.relu()?;
-    let twin_weights: Vec<f32> = twins.iter().map(|n| weight_of(n.kind) as f32).collect();
+    let twin_weights: Vec<f32> = twins
+        .iter()
+        .map(|n| config.contrast_weight(n.kind) as f32)
+        .collect();
     let twin_weights = Tensor::from_vec(twin_weights, twins.len(), &device)?;
     let contrast = ((hinge * twin_weights)?.sum_all()? / b as f64)?;
     Ok((loss + contrast)?)
@@ -612,44 +610,46 @@ mod tests {
     }
 
     /// At the start the denoiser ignores its caption (adaLN-Zero), so a
-    /// colour- or position-swapped twin's error equals its picture's and
-    /// the hinge adds exactly the margin, a tenth of those pictures' share
-    /// of the loss, times the contrast's weight.
+    /// twin's error equals its picture's and each contrast adds its weight
+    /// times the margin on those pictures: at most a tenth of the loss per
+    /// unit of weight, linear in each weight, and the kinds add up. (All
+    /// against the batch's own loss with the twins made, found from two
+    /// weights, since making the twins takes random draws.)
     #[test]
     fn the_caption_contrasts_add_the_margin_for_a_caption_blind_denoiser() {
         let mut config = ImageTrainConfig::preset("tiny").unwrap();
         config.diffusion.batch_size = 32;
         config.caption_dropout = 0.0;
         let (model, dit, mut options) = fresh_stage_two(&config, 200).unwrap();
-        let loss = |options: &super::ImageTrainOptions| -> f64 {
-            diffusion_loss(&model, &dit, options, 3)
+        let mut loss = |[colours, position, shape]: [f64; 3]| -> f64 {
+            options.config.caption_contrast = colours;
+            options.config.position_contrast = position;
+            options.config.shape_contrast = shape;
+            diffusion_loss(&model, &dit, &options, 3)
                 .unwrap()
                 .to_scalar::<f32>()
                 .unwrap() as f64
         };
-        let plain = loss(&options);
-        options.config.caption_contrast = 2.0;
-        let colours = loss(&options);
-        let added = (colours - plain) / plain;
+        let kinds = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+        let once: Vec<f64> = kinds.iter().map(|&w| loss(w)).collect();
+        let twice: Vec<f64> = kinds.iter().map(|w| loss(w.map(|x| 2.0 * x))).collect();
+        let base = 2.0 * once[0] - twice[0];
+        for (k, (&one, &two)) in once.iter().zip(&twice).enumerate() {
+            let added = (one - base) / base;
+            assert!(
+                added > 0.0 && added <= 0.1 * (1.0 + 1e-5),
+                "kind {k}: {added}"
+            );
+            assert!(
+                (two - base - 2.0 * (one - base)).abs() < 1e-6 * two,
+                "kind {k}"
+            );
+        }
+        let all = loss([2.0, 1.0, 0.5]);
+        let expected = base + 2.0 * (once[0] - base) + (once[1] - base) + 0.5 * (once[2] - base);
         assert!(
-            added > 0.0 && added <= 2.0 * 0.1 * (1.0 + 1e-5),
-            "{colours} against {plain}"
-        );
-        // Each contrast adds its weight times its hinges to the same base
-        // (the batch's own loss; `plain` draws its noise apart, since making
-        // the twins takes draws): linear in each weight, and the two add up.
-        let with = |caption: f64, position: f64, options: &mut super::ImageTrainOptions| {
-            options.config.caption_contrast = caption;
-            options.config.position_contrast = position;
-            loss(options)
-        };
-        let position = with(0.0, 1.0, &mut options);
-        let base = 2.0 * position - with(0.0, 2.0, &mut options);
-        assert!(position > base && (position - base) / base <= 0.1 * (1.0 + 1e-5));
-        let both = with(2.0, 1.0, &mut options);
-        assert!(
-            (both - (colours + position - base)).abs() < 1e-6 * both,
-            "{both}: {colours} + {position} - {base}"
+            (all - expected).abs() < 1e-6 * all,
+            "{all} against {expected}"
         );
     }
 

@@ -2,6 +2,7 @@
 //! noise schedule, and each stage's optimisation, with built-in presets.
 
 use super::config::with_toml_file;
+use crate::data::shapes::{COLOURS_SWAPPED, POSITION_SWAPPED, SHAPE_CHANGED};
 use crate::diffusion::{BetaSchedule, Prediction, SchedulerConfig};
 use crate::model::{DitConfig, ImageEncoderConfig, TextEncoderConfig};
 use crate::{Error, Result};
@@ -44,7 +45,8 @@ pub struct ImageTrainConfig {
     pub clip: StageConfig,
     /// Stage 1 also scores each picture against its caption's hard
     /// negatives (colours swapped between two objects, relation or cell
-    /// flipped, count changed), as NegCLIP does; only the shapes world
+    /// flipped, count changed, one of two objects' shape changed), as
+    /// NegCLIP does; only the shapes world
     /// makes them. In-batch negatives almost never differ from a caption
     /// only in which colour goes with which shape, so without them the
     /// pooled caption stays close to a bag of words.
@@ -86,6 +88,11 @@ pub struct ImageTrainConfig {
     /// ("in the top right" for "in the top left"). Shapes world only.
     #[serde(default)]
     pub position_contrast: f64,
+    /// Weight of the same contrast for shapes (0: off): the twin gives one
+    /// of two objects another shape ("a red square left of a blue square"
+    /// for "a red circle left of a blue square"). Shapes world only.
+    #[serde(default)]
+    pub shape_contrast: f64,
     /// Whether stage 2 also trains the text encoder (default: frozen).
     pub finetune_text_encoder: bool,
     /// Min-SNR-γ loss weighting (Hang et al., 2023): each picture's error
@@ -205,6 +212,7 @@ impl ImageTrainConfig {
             hard_negatives: false,
             caption_contrast: 0.0,
             position_contrast: 0.0,
+            shape_contrast: 0.0,
             finetune_text_encoder: false,
             min_snr_gamma: 5.0,
             logit_normal_std: 1.0,
@@ -290,6 +298,24 @@ impl ImageTrainConfig {
         with_toml_file(self, path)
     }
 
+    /// The stage-2 contrast's weight for twins of the hard-negative `kind`
+    /// (0 for the kinds it does not contrast).
+    pub fn contrast_weight(&self, kind: &str) -> f64 {
+        match kind {
+            COLOURS_SWAPPED => self.caption_contrast,
+            POSITION_SWAPPED => self.position_contrast,
+            SHAPE_CHANGED => self.shape_contrast,
+            _ => 0.0,
+        }
+    }
+
+    /// Whether stage 2 contrasts any kind of twin.
+    pub fn contrasts(&self) -> bool {
+        [COLOURS_SWAPPED, POSITION_SWAPPED, SHAPE_CHANGED]
+            .iter()
+            .any(|kind| self.contrast_weight(kind) > 0.0)
+    }
+
     /// Checks that the parts fit together.
     pub fn validate(&self) -> Result<()> {
         let side = self.image_size;
@@ -315,6 +341,7 @@ impl ImageTrainConfig {
         for (name, weight) in [
             ("caption_contrast", self.caption_contrast),
             ("position_contrast", self.position_contrast),
+            ("shape_contrast", self.shape_contrast),
         ] {
             if !(weight >= 0.0 && weight.is_finite()) {
                 return Err(Error::Invalid(format!(

@@ -12,7 +12,9 @@ mod render;
 pub use benchmark::{prompts, Category};
 pub use describe::{caption, Description, Item, Relation};
 pub use detect::{detect, Detection, Finding};
-pub use negatives::{hard_negatives, Negative, COLOURS_SWAPPED, NEGATIVES, POSITION_SWAPPED};
+pub use negatives::{
+    hard_negatives, Negative, COLOURS_SWAPPED, NEGATIVES, POSITION_SWAPPED, SHAPE_CHANGED,
+};
 pub use render::render;
 
 use rand::seq::IndexedRandom;

@@ -1,12 +1,13 @@
 //! Hard negatives: descriptions that differ from a true one in a single
 //! detail (the colours swapped between two objects, the relation or cell
-//! flipped, the count changed), so they name nearly the same words yet are
+//! flipped, the count changed, one of two objects' shape changed), so they
+//! name nearly the same words yet are
 //! false of the scene. CLIP's evaluation scores a picture against them, and
 //! stage 1 can train against them (as NegCLIP does), since in-batch
 //! negatives almost never differ from a caption only in which colour goes
 //! with which shape.
 
-use super::{Cell, Colour, Description, Relation, Scene};
+use super::{Cell, Colour, Description, Relation, Scene, ShapeKind};
 use rand::Rng;
 
 /// Makes a hard negative of a description, where its kind applies.
@@ -20,12 +21,17 @@ pub const COLOURS_SWAPPED: &str = "colours swapped";
 /// objects ("right of" for "left of"), or mirrors a lone object's cell.
 pub const POSITION_SWAPPED: &str = "position swapped";
 
+/// The kind of hard negative that gives one of two objects another shape
+/// ("a red square and a blue square" for "a red circle and a blue square").
+pub const SHAPE_CHANGED: &str = "shape changed";
+
 /// The kinds of hard negative and how each is made from a true description.
-pub const NEGATIVES: [(&str, Negative); 4] = [
+pub const NEGATIVES: [(&str, Negative); 5] = [
     (COLOURS_SWAPPED, swap_colours),
     ("colour changed", change_colour),
     (POSITION_SWAPPED, swap_position),
     ("count changed", change_count),
+    (SHAPE_CHANGED, change_shape),
 ];
 
 /// Every kind of hard negative of `description` that is false of `scene`,
@@ -114,30 +120,52 @@ fn change_count(d: &Description, _: &mut dyn rand::RngCore) -> Option<Descriptio
     Some(out)
 }
 
+/// One of two items (chosen at random) given another shape.
+fn change_shape(d: &Description, rng: &mut dyn rand::RngCore) -> Option<Description> {
+    let mut out = d.clone();
+    if out.items.len() != 2 {
+        return None;
+    }
+    let item = &mut out.items[rng.random_range(0..2)];
+    let others: Vec<_> = ShapeKind::ALL
+        .into_iter()
+        .filter(|s| *s != item.shape)
+        .collect();
+    item.shape = others[rng.random_range(0..others.len())];
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    /// Every negative is false of its scene and shares the caption's
-    /// shapes; a two-colour caption always yields its colour swap.
+    /// Every negative is false of its scene and, but for a changed shape,
+    /// shares the caption's shapes; a two-colour caption always yields its
+    /// colour swap.
     #[test]
     fn hard_negatives_are_false_of_their_scene() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-        let mut swaps = 0;
+        let (mut swaps, mut shape_changes) = (0, 0);
         for _ in 0..500 {
             let scene = Scene::sample(&mut rng);
             let description = Description::of(&scene, &mut rng);
             assert!(description.satisfied_by(&scene.objects));
             let negatives = hard_negatives(&description, &scene, &mut rng);
-            for (_, negative) in &negatives {
+            for (kind, negative) in &negatives {
                 assert!(
                     !negative.satisfied_by(&scene.objects),
                     "{}",
                     negative.text()
                 );
                 let shapes = |d: &Description| d.items.iter().map(|i| i.shape).collect::<Vec<_>>();
-                assert_eq!(shapes(negative), shapes(&description));
+                let changed = shapes(negative)
+                    .iter()
+                    .zip(shapes(&description))
+                    .filter(|(a, b)| **a != *b)
+                    .count();
+                let expected = usize::from(*kind == SHAPE_CHANGED);
+                assert_eq!(changed, expected, "{kind}: {}", negative.text());
             }
             let colours: Vec<_> = description.items.iter().map(|i| i.colour).collect();
             if let [Some(a), Some(b), ..] = colours.as_slice() {
@@ -151,7 +179,12 @@ mod tests {
                     swaps += 1;
                 }
             }
+            shape_changes += negatives
+                .iter()
+                .filter(|(k, _)| *k == SHAPE_CHANGED)
+                .count();
         }
         assert!(swaps > 50, "only {swaps} two-colour captions");
+        assert!(shape_changes > 50, "only {shape_changes} shape changes");
     }
 }
