@@ -1,11 +1,10 @@
 //! Hard negatives: descriptions that differ from a true one in a single
 //! detail (the colours swapped between two objects, the relation or cell
 //! flipped, the count changed, one of two objects' shape changed), so they
-//! name nearly the same words yet are
-//! false of the scene. CLIP's evaluation scores a picture against them, and
-//! stage 1 can train against them (as NegCLIP does), since in-batch
-//! negatives almost never differ from a caption only in which colour goes
-//! with which shape.
+//! name nearly the same words yet are false of the scene. CLIP's
+//! evaluation scores a picture against them, and stage 1 can train against
+//! them (as NegCLIP does), since in-batch negatives almost never differ
+//! from a caption only in which colour goes with which shape.
 
 use super::{Cell, Colour, Description, Relation, Scene, ShapeKind};
 use rand::Rng;
