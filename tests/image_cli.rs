@@ -448,8 +448,8 @@ fn training_continues_from_a_saved_model() {
 #[test]
 fn the_binding_probe_reports_every_band_and_repeats_for_a_seed() {
     let m = model().to_str().unwrap();
-    let probe = |seed: &str| {
-        let args = [
+    let probe_with = |seed: &str, extra: &[&str]| {
+        let mut args = vec![
             "eval",
             "binding",
             "--model",
@@ -462,10 +462,12 @@ fn the_binding_probe_reports_every_band_and_repeats_for_a_seed() {
             seed,
             "--json",
         ];
+        args.extend_from_slice(extra);
         let out = seer(&args);
         assert_eq!(out.code, 0, "{}", out.stderr);
         serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()
     };
+    let probe = |seed: &str| probe_with(seed, &[]);
     let report = probe("3");
     let rows = report["timesteps"].as_array().unwrap();
     let steps: Vec<u64> = rows
@@ -480,6 +482,10 @@ fn the_binding_probe_reports_every_band_and_repeats_for_a_seed() {
         assert!(row["mean_gap"].as_f64().unwrap().is_finite());
     }
     assert_eq!(report, probe("3"), "the same seed probes the same way");
+    // Joined by a relation, the same scenes and noise give other errors.
+    let related = probe_with("3", &["--relation"]);
+    assert_eq!(related["pictures"], 6);
+    assert_ne!(related, report);
     let table = seer(&[
         "eval",
         "binding",

@@ -11,7 +11,7 @@ use seer::data::shapes::Category;
 use seer::diffusion::SamplerKind;
 use seer::eval::{
     evaluate_clip, evaluate_digits, evaluate_images, probe_binding, probe_timesteps, ClipReport,
-    DigitClassifier,
+    DigitClassifier, Phrasing,
 };
 use seer::generate::ImageOptions;
 use seer::model::ImageModel;
@@ -46,6 +46,10 @@ pub struct BindingArgs {
     /// Seed of the scenes and the noise.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Join the two objects by a relation that holds ("a red circle to the
+    /// left of a blue square") instead of "and".
+    #[arg(long)]
+    relation: bool,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -247,13 +251,22 @@ fn eval_binding(args: &BindingArgs) -> anyhow::Result<ExitCode> {
     let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
     let timesteps = probe_timesteps(model.schedule.len(), args.bands);
     let started = std::time::Instant::now();
-    let report = probe_binding(&model, args.pictures, &timesteps, args.seed)?;
+    let phrasing = if args.relation {
+        Phrasing::Relation
+    } else {
+        Phrasing::And
+    };
+    let report = probe_binding(&model, args.pictures, &timesteps, args.seed, phrasing)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
+    let joined = match phrasing {
+        Phrasing::And => "and",
+        Phrasing::Relation => "a relation",
+    };
     println!(
-        "Binding probe on {} two-object pictures ({:.1} s): the true caption against the colours exchanged",
+        "Binding probe on {} two-object pictures ({:.1} s), objects joined by {joined}: the true caption against the colours exchanged",
         report.pictures,
         started.elapsed().as_secs_f64()
     );

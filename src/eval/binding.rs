@@ -9,11 +9,14 @@
 //! noise. Both captions name the same words, so only a model that ties each
 //! colour to its shape predicts better with the true one. Reported per
 //! timestep, which shows at what noise level the binding is lost: a cheaper
-//! and steadier signal than drawing pictures for the detector.
+//! and steadier signal than drawing pictures for the detector. The two
+//! objects can also be joined by a relation that holds ("a red circle to
+//! the left of a blue square"), to see whether the binding survives the
+//! longer caption.
 
 use crate::data::images_to_tensor;
 use crate::data::shapes::{
-    render, Cell, Colour, Description, Item, Object, Scene, ShapeKind, Size,
+    render, Cell, Colour, Description, Item, Object, Relation, Scene, ShapeKind, Size,
 };
 use crate::model::{Dit, ImageModel};
 use crate::nn::Mode;
@@ -56,6 +59,16 @@ pub struct BindingReport {
     pub pictures: usize,
 }
 
+/// How the probe's captions join their two objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phrasing {
+    /// "a red circle and a blue square".
+    And,
+    /// "a red circle to the left of a blue square": the first relation (of
+    /// left, right, above, below) that the two cells satisfy.
+    Relation,
+}
+
 /// The timesteps probed for a schedule of `len` steps: `bands` evenly spread
 /// band centres.
 pub fn probe_timesteps(len: usize, bands: usize) -> Vec<usize> {
@@ -65,12 +78,13 @@ pub fn probe_timesteps(len: usize, bands: usize) -> Vec<usize> {
 }
 
 /// Probes `model`'s binding on `pictures` two-object scenes drawn from
-/// `seed`, at each of `timesteps`.
+/// `seed`, captioned with `phrasing`, at each of `timesteps`.
 pub fn probe_binding(
     model: &ImageModel,
     pictures: usize,
     timesteps: &[usize],
     seed: u64,
+    phrasing: Phrasing,
 ) -> Result<BindingReport> {
     let dit = model
         .denoiser
@@ -98,7 +112,7 @@ pub fn probe_binding(
     // The true captions, then the swapped ones.
     let captions: Vec<Vec<u32>> = [false, true]
         .iter()
-        .flat_map(|&swap| scenes.iter().map(move |s| caption(s, swap)))
+        .flat_map(|&swap| scenes.iter().map(move |s| caption(s, swap, phrasing)))
         .map(|text| model.caption_ids(&text).map(|(ids, _)| ids))
         .collect::<Result<_>>()?;
     let features = model.text_encoder.encode(&captions, &mut Mode::Eval)?;
@@ -181,9 +195,9 @@ fn two_objects(rng: &mut impl Rng) -> Scene {
     Scene { objects }
 }
 
-/// "a red circle and a blue square" for `scene`, or with the two colours
-/// exchanged when `swap`.
-fn caption(scene: &Scene, swap: bool) -> String {
+/// "a red circle and a blue square" (or "... to the left of ...") for
+/// `scene`, or with the two colours exchanged when `swap`.
+fn caption(scene: &Scene, swap: bool, phrasing: Phrasing) -> String {
     let [a, b] = [scene.objects[0], scene.objects[1]];
     let (first, second) = if swap {
         (b.colour, a.colour)
@@ -197,9 +211,13 @@ fn caption(scene: &Scene, swap: bool) -> String {
         size: None,
         cell: None,
     };
+    let relation = match phrasing {
+        Phrasing::And => None,
+        Phrasing::Relation => Relation::ALL.into_iter().find(|r| r.holds(a.cell, b.cell)),
+    };
     Description {
         items: vec![item(first, a.shape), item(second, b.shape)],
-        relation: None,
+        relation,
     }
     .text()
 }
@@ -215,7 +233,10 @@ mod tests {
             let scene = two_objects(&mut rng);
             let [a, b] = [scene.objects[0], scene.objects[1]];
             assert!(a.colour != b.colour && a.shape != b.shape && a.cell != b.cell);
-            let (right, swapped) = (caption(&scene, false), caption(&scene, true));
+            let (right, swapped) = (
+                caption(&scene, false, Phrasing::And),
+                caption(&scene, true, Phrasing::And),
+            );
             assert_ne!(right, swapped);
             let words = |s: &str| {
                 let mut w: Vec<String> = s.split(' ').map(String::from).collect();
@@ -227,6 +248,24 @@ mod tests {
                 "a {} {} and a {} {}",
                 b.colour.name(),
                 a.shape.name(),
+                a.colour.name(),
+                b.shape.name()
+            );
+            assert_eq!(swapped, expected);
+            // Joined by a relation that holds: the same words, and the
+            // relation's between the same shapes.
+            let related = caption(&scene, false, Phrasing::Relation);
+            let swapped = caption(&scene, true, Phrasing::Relation);
+            assert_eq!(words(&related), words(&swapped));
+            let relation = Relation::ALL
+                .into_iter()
+                .find(|r| r.holds(a.cell, b.cell))
+                .unwrap();
+            let expected = format!(
+                "a {} {} {} a {} {}",
+                b.colour.name(),
+                a.shape.name(),
+                relation.words(),
                 a.colour.name(),
                 b.shape.name()
             );

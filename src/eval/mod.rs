@@ -8,7 +8,7 @@ mod clip;
 mod digits;
 mod image;
 
-pub use binding::{probe_binding, probe_timesteps, BindingAtTimestep, BindingReport};
+pub use binding::{probe_binding, probe_timesteps, BindingAtTimestep, BindingReport, Phrasing};
 pub use clip::{evaluate_clip, ClipReport};
 pub use digits::{evaluate_digits, DigitClassifier};
 pub use image::{evaluate_images, CategoryScore, ImageReport};

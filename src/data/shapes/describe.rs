@@ -49,7 +49,8 @@ impl Relation {
         Relation::Below,
     ];
 
-    fn words(self) -> &'static str {
+    /// The relation as a caption says it ("to the left of").
+    pub fn words(self) -> &'static str {
         match self {
             Relation::LeftOf => "to the left of",
             Relation::RightOf => "to the right of",
