@@ -146,11 +146,13 @@ pub fn cross_attention_strip(maps: &CrossAttentionMaps, scale: u32) -> Result<Rg
     let (gap, top) = (8, 46);
     let panels = maps.tokens.len() as u32 + 1;
     let width = gap + panels * (side + gap);
+    // Left edge of panel `k` (0: the picture, then one per token).
+    let left = |k: usize| gap + k as u32 * (side + gap);
     let mut strip = draw(width, top + side + gap, |root| {
         let font = ("sans-serif", 15).into_font();
         root.draw(&Text::new("picture", (gap as i32, 6), font.clone()))?;
         for (i, token) in maps.tokens.iter().enumerate() {
-            let x = (gap + (i as u32 + 1) * (side + gap)) as i32;
+            let x = left(i + 1) as i32;
             let share = format!("{:.0}%", 100.0 * maps.share(i));
             root.draw(&Text::new(token.trim().to_string(), (x, 6), font.clone()))?;
             root.draw(&Text::new(share, (x, 24), font.clone()))?;
@@ -160,7 +162,7 @@ pub fn cross_attention_strip(maps: &CrossAttentionMaps, scale: u32) -> Result<Rg
     let picture = resize(&maps.picture, side, side, FilterType::Nearest);
     replace(&mut strip, &picture, gap as i64, top as i64);
     for (i, map) in maps.maps.iter().enumerate() {
-        let x = (gap + (i as u32 + 1) * (side + gap)) as i64;
+        let x = left(i + 1) as i64;
         replace(
             &mut strip,
             &heat_panel(&picture, map, maps.grid),
