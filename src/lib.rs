@@ -11,6 +11,7 @@ pub mod device;
 pub mod diffusion;
 pub mod error;
 pub mod eval;
+pub mod formats;
 pub mod generate;
 pub mod inspect;
 pub mod kernels;

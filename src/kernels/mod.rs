@@ -37,6 +37,7 @@ mod gated_residual;
 mod layer_norm;
 mod linear;
 mod math;
+pub mod quant;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{
