@@ -774,7 +774,9 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let cases: Vec<(Vec<(&str, Value)>, &[&str])> = vec![
+        // Each case: entries that replace the good vocabulary's, and what the error names.
+        type Case = (Vec<(&'static str, Value)>, &'static [&'static str]);
+        let cases: Vec<Case> = vec![
             (vec![(MERGES, strs(&["a c"]))], &[MERGES, "\"c\""]),
             (vec![(MERGES, strs(&["ab"]))], &[MERGES, "item 0"]),
             (
