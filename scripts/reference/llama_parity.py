@@ -82,7 +82,9 @@ model independently (gguf-py's GGUFReader + dequantize, its own un-permute,
 LlamaForCausalLM) and records the largest logit difference to transformers'
 (expected 0), and the largest difference between transformers' float32 logits
 and the same model in float64: the rounding noise a float32 implementation has
-to be allowed.
+to be allowed. A third, numpy float64 forward pass (ggml_style_logits) uses
+the GGUF layout as llama.cpp does (q/k still permuted, "normal" rope on
+adjacent pairs) and must agree with transformers to that noise.
 """
 import argparse
 import copy
@@ -417,6 +419,57 @@ def independent_model(path, config):
     return model
 
 
+def ggml_style_logits(path, ids):
+    """The forward pass written out in numpy float64 on the GGUF layout as
+    llama.cpp computes it: q/k used as stored (still permuted) with the
+    "normal" rope on adjacent pairs (x[2i], x[2i+1]). It must agree with
+    transformers (un-permuted q/k, rotate_half rope) to float rounding."""
+    reader = GGUFReader(str(path))
+    f = {k: v.contents() for k, v in reader.fields.items() if k.startswith("llama.")}
+    t = {}
+    for tensor in reader.tensors:
+        shape = [int(s) for s in reversed(tensor.shape)]
+        t[tensor.name] = dequantize(tensor.data, tensor.tensor_type).reshape(shape).astype(np.float64)
+    n_head, n_kv = f["llama.attention.head_count"], f["llama.attention.head_count_kv"]
+    eps, theta = f["llama.attention.layer_norm_rms_epsilon"], f["llama.rope.freq_base"]
+    hd = f["llama.rope.dimension_count"]
+    T_ = len(ids)
+
+    def rms(x, g):
+        return x / np.sqrt((x * x).mean(-1, keepdims=True) + eps) * g
+
+    pos = np.arange(T_)[:, None]
+    angle = pos * theta ** (-np.arange(0, hd, 2) / hd)          # [T, hd/2]
+    cos, sin = np.cos(angle)[:, None, :], np.sin(angle)[:, None, :]
+
+    def rope_norm(x):                                             # x [T, heads, hd]
+        a, b = x[..., 0::2], x[..., 1::2]
+        out = np.empty_like(x)
+        out[..., 0::2] = a * cos - b * sin
+        out[..., 1::2] = a * sin + b * cos
+        return out
+
+    x = t["token_embd.weight"][ids]
+    mask = np.triu(np.full((T_, T_), -np.inf), 1)
+    for i in range(f["llama.block_count"]):
+        h = rms(x, t[f"blk.{i}.attn_norm.weight"])
+        q = rope_norm((h @ t[f"blk.{i}.attn_q.weight"].T).reshape(T_, n_head, hd))
+        k = rope_norm((h @ t[f"blk.{i}.attn_k.weight"].T).reshape(T_, n_kv, hd))
+        v = (h @ t[f"blk.{i}.attn_v.weight"].T).reshape(T_, n_kv, hd)
+        heads = []
+        for hh in range(n_head):
+            kv = hh // (n_head // n_kv)
+            s = q[:, hh] @ k[:, kv].T / math.sqrt(hd) + mask
+            p = np.exp(s - s.max(-1, keepdims=True))
+            heads.append((p / p.sum(-1, keepdims=True)) @ v[:, kv])
+        x = x + np.concatenate(heads, -1) @ t[f"blk.{i}.attn_output.weight"].T
+        h = rms(x, t[f"blk.{i}.ffn_norm.weight"])
+        g = h @ t[f"blk.{i}.ffn_gate.weight"].T
+        x = x + (g / (1 + np.exp(-g)) * (h @ t[f"blk.{i}.ffn_up.weight"].T)) @ t[f"blk.{i}.ffn_down.weight"].T
+    out = t.get("output.weight", t["token_embd.weight"])
+    return rms(x, t["output_norm.weight"]) @ out.T
+
+
 def forward_with_states(model, ids):
     """Logits [T, V] and the hidden states: after the embedding, after each
     decoder layer, after the final norm ([L + 2, T, hidden])."""
@@ -494,6 +547,8 @@ def tiny_fixtures(out):
                 "max_abs_diff_independent": float((logits - mine_logits).abs().max()),
                 # float32 rounding noise: the same weights in float64
                 "max_abs_diff_float64": float((logits.double() - f64_logits).abs().max()),
+                # numpy float64, GGUF layout, GGML "normal" rope (no un-permute)
+                "max_abs_diff_ggml_rope": float(np.abs(logits.double().numpy() - ggml_style_logits(path, ids)).max()),
                 "max_abs_diff_sdpa": float((logits - sdpa_logits).abs().max()),
                 # the quantization's effect: the unquantized model in float64
                 "max_abs_diff_unquantized": float((logits.double() - orig_logits).abs().max()),
@@ -501,7 +556,7 @@ def tiny_fixtures(out):
             }
             meta["files"].append(entry)
             print(f"{name}: {entry['bytes']} B, independent {entry['max_abs_diff_independent']:.2e}, "
-                  f"f64 {entry['max_abs_diff_float64']:.2e}, sdpa {entry['max_abs_diff_sdpa']:.2e}, "
+                  f"f64 {entry['max_abs_diff_float64']:.2e}, ggml rope {entry['max_abs_diff_ggml_rope']:.2e}, sdpa {entry['max_abs_diff_sdpa']:.2e}, "
                   f"unquantized {entry['max_abs_diff_unquantized']:.3f}, |logits| {entry['logits_abs_max']:.1f}")
     save_file(results, str(out / "tiny.safetensors"))
     (out / "tiny.json").write_text(json.dumps(meta, indent=1) + "\n")
@@ -620,13 +675,15 @@ def smollm2_fixture(out, gguf_path):
             "entropy": float(-(logprobs.exp() * logprobs).sum()),
             "argmax_every_position": logits.argmax(-1).tolist(),
             "max_abs_diff_float64_last": float((last.double() - last64).abs().max()),
+            "max_abs_diff_ggml_rope_last": float(np.abs(last.double().numpy() - ggml_style_logits(gguf_path, ids)[-1]).max()),
             "greedy_ids": generated,
             "greedy_text": tok.decode(generated),
             "greedy_top2_margins": margins,
         }
         meta["prompts"].append(entry)
         print(f"{label}: {len(ids)} tokens, top1 {entry['top50_ids'][0]} {entry['top50_tokens'][0]!r} "
-              f"{entry['top50_logits'][0]:.4f}, lse {entry['logsumexp']:.4f}, f64 {entry['max_abs_diff_float64_last']:.1e}; "
+              f"{entry['top50_logits'][0]:.4f}, lse {entry['logsumexp']:.4f}, f64 {entry['max_abs_diff_float64_last']:.1e}, "
+              f"ggml rope {entry['max_abs_diff_ggml_rope_last']:.1e}; "
               f"greedy {entry['greedy_text']!r}")
     del model64
     (out / "smollm2.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n")
@@ -647,15 +704,17 @@ def perplexity_fixture(out, tok, model, add_bos, data, n_ctx=256, n_windows=16):
         raise NotImplementedError("SmolLM2's GGUF says add_bos_token = false")
     assert len(ids) >= n_windows * n_ctx
     first = n_ctx // 2
-    nll, count, per_window = 0.0, 0, []
+    nll, nll2, count, per_window, window_nll = 0.0, 0.0, 0, [], []
     with torch.no_grad():
         for k in range(n_windows):
             window = ids[k * n_ctx:(k + 1) * n_ctx]
             logits = model(torch.tensor([window]), use_cache=False).logits[0].double()
             logprobs = torch.log_softmax(logits[first:n_ctx - 1], -1)
             targets = torch.tensor(window[first + 1:n_ctx])
-            window_nll = float(-logprobs.gather(1, targets.view(-1, 1)).sum())
-            nll += window_nll
+            token_nll = -logprobs.gather(1, targets.view(-1, 1))[:, 0]
+            window_nll.append(float(token_nll.sum()))
+            nll += window_nll[-1]
+            nll2 += float((token_nll * token_nll).sum())
             count += n_ctx - 1 - first
             per_window.append(math.exp(nll / count))
             print(f"window {k}: running ppl {per_window[-1]:.4f}")
@@ -674,11 +733,14 @@ def perplexity_fixture(out, tok, model, add_bos, data, n_ctx=256, n_windows=16):
         "total_text_tokens": len(ids),
         "nll_sum": nll,
         "ppl": math.exp(nll / count),
+        # llama-perplexity's "+/-": ppl * sqrt((mean(nll^2) - mean(nll)^2) / (count - 1))
+        "ppl_stderr": math.exp(nll / count) * math.sqrt((nll2 / count - (nll / count) ** 2) / (count - 1)),
+        "window_nll_sum": window_nll,
         "running_ppl": per_window,
         "ids": ids[: n_windows * n_ctx],
     }
     (out / "smollm2_ppl.json").write_text(json.dumps(meta) + "\n")
-    print(f"ppl {meta['ppl']:.4f} over {count} tokens, {n_windows} windows of {n_ctx}")
+    print(f"ppl {meta['ppl']:.4f} +/- {meta['ppl_stderr']:.5f} over {count} tokens, {n_windows} windows of {n_ctx}")
 
 
 def main():
