@@ -45,4 +45,7 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 # SMOLLM2_GGUF names SmolLM2-135M-Instruct.Q4_1.gguf, its logits, greedy text
 # and perplexity. (Reuses the hf_gpt2 tokenizer written above.)
 "$PYTHON" scripts/reference/llama_parity.py "$FIX/llama" ${SMOLLM2_GGUF:+--smollm2 "$SMOLLM2_GGUF"}
+# Gemma 3 in GGUF (tiny random models; Gemma 3 270M when GEMMA3_GGUF names
+# gemma-3-270m-q4_k_m.gguf) and tiny Hugging Face folders of the tiny Llama/Gemma.
+"$PYTHON" scripts/reference/gemma3_parity.py "$FIX/llama" ${GEMMA3_GGUF:+--gemma3 "$GEMMA3_GGUF"}
 echo "fixtures written to $FIX"
