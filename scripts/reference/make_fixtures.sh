@@ -4,7 +4,7 @@
 # Python reference stack (tokenizers, PyTorch, transformers from PyPI) reads
 # them and records what it computes. The tests themselves never run Python.
 #
-#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy diffusers
+#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy diffusers gguf accelerate
 #   PYTHON=.venv-ref/bin/python scripts/reference/make_fixtures.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -40,4 +40,12 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 "$PYTHON" scripts/reference/inspect_parity.py "$FIX/hf_gpt2"
 # Diffusion schedules and DDPM/DDIM steps, as diffusers computes them.
 "$PYTHON" scripts/reference/diffusion_parity.py "$FIX/diffusion"
+# Llama in GGUF: tiny random models in every tensor type seer reads, with
+# transformers' logits; GGML blocks and their dequantized values; and, when
+# SMOLLM2_GGUF names SmolLM2-135M-Instruct.Q4_1.gguf, its logits, greedy text
+# and perplexity. (Reuses the hf_gpt2 tokenizer written above.)
+"$PYTHON" scripts/reference/llama_parity.py "$FIX/llama" ${SMOLLM2_GGUF:+--smollm2 "$SMOLLM2_GGUF"}
+# Gemma 3 in GGUF (tiny random models; Gemma 3 270M when GEMMA3_GGUF names
+# gemma-3-270m-q4_k_m.gguf) and tiny Hugging Face folders of the tiny Llama/Gemma.
+"$PYTHON" scripts/reference/gemma3_parity.py "$FIX/llama" ${GEMMA3_GGUF:+--gemma3 "$GEMMA3_GGUF"}
 echo "fixtures written to $FIX"

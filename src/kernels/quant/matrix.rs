@@ -1,0 +1,219 @@
+//! `QMatrix`: a row-major weight matrix kept in its GGML encoding, and its
+//! products with activations (one token for generation, several for a
+//! prompt), split across rayon's threads in coarse blocks of rows.
+
+use super::activations::Activations;
+use super::dequant::{dequantize_blocks, supported};
+use super::path::KernelPath;
+use super::{portable, GgmlType, WeightBytes};
+use crate::{Error, Result};
+use rayon::prelude::*;
+
+/// Weight bytes a parallel task reads at least: below this the hand-off
+/// between threads costs more than the work it shares.
+const MIN_TASK_BYTES: usize = 24 << 10;
+
+/// Tasks per thread at most: enough to even out the threads' speeds.
+const TASKS_PER_THREAD: usize = 2;
+
+/// Weight bytes a task multiplies by every activation row before moving
+/// on, so that they are read from memory once (half of a 32 KiB L1 cache).
+const L1_BYTES: usize = 16 << 10;
+
+/// Rows the SIMD kernels take at once; tasks hold a multiple of this.
+const ROW_GROUP: usize = 4;
+
+/// A `rows × cols` matrix of `ty` elements, row by row, each row
+/// `ty.row_bytes(cols)` bytes (a GGUF tensor of dimensions `[cols, rows]`).
+#[derive(Clone, Debug)]
+pub struct QMatrix {
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+    bytes: WeightBytes,
+}
+
+impl QMatrix {
+    /// The matrix stored in `bytes`, which must be exactly `rows` rows of
+    /// `cols` elements of a type the kernels handle.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, bytes: WeightBytes) -> Result<Self> {
+        if !supported(ty) {
+            return Err(Error::Invalid(format!(
+                "{ty} weights are not supported (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q4_K, q5_K, q6_K)"
+            )));
+        }
+        if rows == 0 || cols == 0 {
+            return Err(Error::Invalid(format!(
+                "a {ty} weight matrix of {rows}×{cols} is empty"
+            )));
+        }
+        let row_bytes = ty.row_bytes(cols as u64).ok_or_else(|| {
+            Error::Invalid(format!(
+                "a {ty} matrix's rows hold whole blocks of {} elements; {cols} columns is not a multiple",
+                ty.block_len()
+            ))
+        })?;
+        let total = row_bytes.checked_mul(rows as u64);
+        if total != Some(bytes.len() as u64) {
+            return Err(Error::Invalid(format!(
+                "a {ty} matrix of {rows}×{cols} takes {} bytes, but {} were given",
+                total.map_or("more than 2^64".to_string(), |t| t.to_string()),
+                bytes.len()
+            )));
+        }
+        Ok(Self {
+            ty,
+            rows,
+            cols,
+            row_bytes: row_bytes as usize,
+            bytes,
+        })
+    }
+
+    /// The element type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Number of rows (outputs of a product).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (inputs of a product).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The encoded weights.
+    pub fn bytes(&self) -> &WeightBytes {
+        &self.bytes
+    }
+
+    /// Row `r` expanded into `out` (`cols` elements), as for an embedding lookup.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Result<()> {
+        if r >= self.rows || out.len() != self.cols {
+            return Err(Error::Invalid(format!(
+                "row {r} of a {}×{} matrix into {} values: the row must exist and the output hold {} values",
+                self.rows,
+                self.cols,
+                out.len(),
+                self.cols
+            )));
+        }
+        dequantize_blocks(self.ty, self.row(r), out);
+        Ok(())
+    }
+
+    /// The whole matrix in f32, row-major.
+    pub fn to_f32(&self) -> Vec<f32> {
+        let mut out = vec![0f32; self.rows * self.cols];
+        out.par_chunks_mut(self.cols)
+            .enumerate()
+            .for_each(|(r, o)| dequantize_blocks(self.ty, self.row(r), o));
+        out
+    }
+
+    /// `y = W·x` (`x`: `cols` values, `y`: `rows`), on the kernel path this
+    /// process uses (`KernelPath::detect`).
+    pub fn matvec(&self, x: &[f32], y: &mut [f32]) -> Result<()> {
+        self.matvec_with(KernelPath::detect()?, x, y)
+    }
+
+    /// `matvec` on kernel path `path`.
+    pub fn matvec_with(&self, path: KernelPath, x: &[f32], y: &mut [f32]) -> Result<()> {
+        self.matmul_with(path, x, 1, y)
+    }
+
+    /// `y = x·Wᵀ` for `n` activation rows: `x` is `n × cols` and `y`
+    /// `n × rows`, both row-major (a prompt's tokens at once).
+    pub fn matmul(&self, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        self.matmul_with(KernelPath::detect()?, x, n, y)
+    }
+
+    /// `matmul` on kernel path `path`.
+    pub fn matmul_with(&self, path: KernelPath, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        if !path.available() {
+            return Err(Error::Invalid(format!(
+                "this CPU cannot run the {path} kernels"
+            )));
+        }
+        if Some(x.len()) != n.checked_mul(self.cols) || Some(y.len()) != n.checked_mul(self.rows) {
+            return Err(Error::Invalid(format!(
+                "a product of a {}×{} matrix with {n} rows takes {n}×{} inputs and {n}×{} outputs, not {} and {}",
+                self.rows,
+                self.cols,
+                self.cols,
+                self.rows,
+                x.len(),
+                y.len()
+            )));
+        }
+        if n == 0 {
+            return Ok(());
+        }
+        let acts: Vec<Activations<'_>> = x
+            .chunks_exact(self.cols)
+            .map(|x| Activations::new(self.ty, x))
+            .collect();
+        let chunk = self.task_rows(n);
+        // A task's rows, a cache-sized block at a time, each block times every activation row.
+        let block = (L1_BYTES / self.row_bytes).max(1).next_multiple_of(ROW_GROUP);
+        let run = |first: usize, mut outs: Vec<&mut [f32]>| {
+            let len = outs.first().map_or(0, |o| o.len());
+            for start in (0..len).step_by(block) {
+                let end = (start + block).min(len);
+                let w = &self.bytes.bytes()[(first + start) * self.row_bytes..(first + end) * self.row_bytes];
+                for (x, out) in acts.iter().zip(outs.iter_mut()) {
+                    dot_rows(path, self.ty, w, self.row_bytes, x, &mut out[start..end]);
+                }
+            }
+        };
+        if chunk >= self.rows {
+            run(0, y.chunks_exact_mut(self.rows).collect());
+            return Ok(());
+        }
+        // Each task takes a block of rows and writes its part of every output row.
+        let tasks = self.rows.div_ceil(chunk);
+        let mut parts: Vec<Vec<&mut [f32]>> = (0..tasks).map(|_| Vec::with_capacity(n)).collect();
+        for out in y.chunks_exact_mut(self.rows) {
+            for (part, o) in parts.iter_mut().zip(out.chunks_mut(chunk)) {
+                part.push(o);
+            }
+        }
+        parts
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(t, outs)| run(t * chunk, outs));
+        Ok(())
+    }
+
+    /// The bytes of row `r`.
+    fn row(&self, r: usize) -> &[u8] {
+        &self.bytes.bytes()[r * self.row_bytes..][..self.row_bytes]
+    }
+
+    /// Rows per parallel task for a product with `n` activation rows.
+    fn task_rows(&self, n: usize) -> usize {
+        let work = self.rows * self.row_bytes * n;
+        let threads = rayon::current_num_threads();
+        let tasks = (work / MIN_TASK_BYTES).clamp(1, threads * TASKS_PER_THREAD);
+        self.rows.div_ceil(tasks).next_multiple_of(ROW_GROUP)
+    }
+}
+
+/// `out[i] = row i · x` for the rows back to back in `w`, on `path` (which
+/// the caller has checked this CPU runs).
+fn dot_rows(path: KernelPath, ty: GgmlType, w: &[u8], row_bytes: usize, x: &Activations<'_>, out: &mut [f32]) {
+    match path {
+        KernelPath::Portable => portable::dot_rows(ty, w, row_bytes, x, out),
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `matmul_with` checked that the CPU has AVX2, FMA and F16C.
+        KernelPath::Avx2 | KernelPath::Avx512 => unsafe {
+            super::avx2::dot_rows(ty, w, row_bytes, x, out)
+        },
+        #[cfg(not(target_arch = "x86_64"))]
+        KernelPath::Avx2 | KernelPath::Avx512 => unreachable!("no x86 path is available here"),
+    }
+}
