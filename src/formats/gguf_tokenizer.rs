@@ -102,6 +102,7 @@ struct PreTokenizer {
 pub const PRE_TOKENIZERS: &[&str] = &[
     "default",
     "gpt-2",
+    "gpt2",
     "phi-2",
     "mpt",
     "olmo",
@@ -134,7 +135,8 @@ fn pre_tokenizer(name: &str) -> Result<PreTokenizer> {
             r"\p{N}+",
             "[0-9][0-9][0-9]",
         ]),
-        "gpt-2" | "phi-2" | "mpt" | "olmo" => plain(&[GPT2_SPLIT]),
+        // llama.cpp spells it "gpt-2"; "gpt2" is what other writers use.
+        "gpt-2" | "gpt2" | "phi-2" | "mpt" | "olmo" => plain(&[GPT2_SPLIT]),
         "smollm" | "starcoder" | "refact" | "codeshell" => plain(&[r"\p{N}", GPT2_SPLIT]),
         "llama3" | "llama-v3" | "llama-bpe" | "falcon3" => PreTokenizer {
             splits: &[LLAMA3_SPLIT],
@@ -444,14 +446,19 @@ fn bpe(
 }
 
 /// Adds control and unknown tokens as special tokens and user-defined ones
-/// as plain added tokens, each matched whole in raw text.
-fn add_tokens(tokenizer: &mut tokenizers::Tokenizer, tokens: &[&str], types: &[u64]) -> Result<()> {
+/// as plain added tokens, each matched whole in raw text. A token the
+/// vocabulary respells (`keys` differs from the file's text) is left to BPE,
+/// as transformers leaves it.
+fn add_tokens(
+    tokenizer: &mut tokenizers::Tokenizer,
+    tokens: &[&str],
+    keys: &[String],
+    types: &[u64],
+) -> Result<()> {
     let of_type = |wanted: &[u64], special: bool| -> Vec<AddedToken> {
-        tokens
-            .iter()
-            .zip(types)
-            .filter(|(_, t)| wanted.contains(t))
-            .map(|(token, _)| AddedToken::from(token.to_string(), special).normalized(false))
+        (0..tokens.len())
+            .filter(|&i| wanted.contains(&types[i]) && keys[i] == tokens[i])
+            .map(|i| AddedToken::from(tokens[i], special).normalized(false))
             .collect()
     };
     tokenizer
@@ -523,7 +530,7 @@ fn byte_level_bpe(
     steps.push(ByteLevel::new(false, true, false).into());
     tokenizer.with_pre_tokenizer(Some(PreSequence::new(steps)));
     tokenizer.with_decoder(Some(ByteLevel::default()));
-    add_tokens(&mut tokenizer, tokens, types)?;
+    add_tokens(&mut tokenizer, tokens, &keys, types)?;
     Ok(tokenizer)
 }
 
@@ -619,7 +626,7 @@ fn sentencepiece_bpe(
         }
     }
     tokenizer.with_decoder(Some(DecoderSequence::new(decoders)));
-    add_tokens(&mut tokenizer, tokens, types)?;
+    add_tokens(&mut tokenizer, tokens, &keys, types)?;
     Ok(tokenizer)
 }
 

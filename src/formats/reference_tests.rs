@@ -136,3 +136,71 @@ fn chat_templates_match_transformers() {
         }
     }
 }
+
+#[test]
+fn tiny_llama_matches_transformers() {
+    // tests/fixtures/llama/: GPT-2's byte-level BPE (pre 'gpt2') in a tiny model file.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama");
+    let gguf = Gguf::open(&path.join("tiny-q4_0.gguf")).unwrap();
+    let tok = GgufTokenizer::from_metadata(gguf.metadata()).unwrap();
+    let expected: Json =
+        serde_json::from_str(&std::fs::read_to_string(path.join("tiny.json")).unwrap()).unwrap();
+    let text = expected["text"].as_str().unwrap();
+    assert_eq!(tok.encode(text, true).unwrap(), ids(&expected["ids"]));
+    assert_eq!(
+        tok.tokenizer().decode(&ids(&expected["ids"])).unwrap(),
+        text
+    );
+}
+
+#[test]
+fn tiny_gemma3_matches_transformers() {
+    // tests/fixtures/llama/: a 400-token Gemma-style vocabulary in a tiny model file.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/llama");
+    let gguf = Gguf::open(&path.join("tiny-gemma3-f32.gguf")).unwrap();
+    let tok = GgufTokenizer::from_metadata(gguf.metadata()).unwrap();
+    let expected: Json =
+        serde_json::from_str(&std::fs::read_to_string(path.join("tiny_gemma3.json")).unwrap())
+            .unwrap();
+    let text = expected["text"].as_str().unwrap();
+    assert_eq!(tok.encode(text, true).unwrap(), ids(&expected["ids"]));
+    let chat = [
+        ChatMessage::new("user", " hi "),
+        ChatMessage::new("assistant", "yes"),
+    ];
+    assert_eq!(
+        tok.chat_template().unwrap().render(&chat, true).unwrap(),
+        "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\nyes<end_of_turn>\n<start_of_turn>model\n"
+    );
+    assert_eq!(
+        tok.special().eot,
+        tok.tokenizer().inner().token_to_id("<end_of_turn>")
+    );
+}
+
+/// Gemma 3 270M's own vocabulary (262144 tokens) against transformers'
+/// ids in tests/fixtures/llama/gemma3_tokenizer.json. The model file is not
+/// committed: run with `SEER_GEMMA3_GGUF=path/to/gemma-3-270m-q4_k_m.gguf
+/// cargo test --release --lib -- --ignored gemma3_270m`.
+#[test]
+#[ignore = "needs the Gemma 3 270M GGUF named by SEER_GEMMA3_GGUF"]
+fn gemma3_270m_matches_transformers() {
+    let path = std::env::var("SEER_GEMMA3_GGUF").expect("SEER_GEMMA3_GGUF names the model file");
+    let gguf = Gguf::open(std::path::Path::new(&path)).unwrap();
+    let started = std::time::Instant::now();
+    let tok = GgufTokenizer::from_metadata(gguf.metadata()).unwrap();
+    eprintln!("built in {:.2?}", started.elapsed());
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/llama/gemma3_tokenizer.json");
+    let expected: Json = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    for row in expected["strings"].as_array().unwrap() {
+        let text = row["text"].as_str().unwrap();
+        let got = tok.encode(text, false).unwrap();
+        assert_eq!(got, ids(&row["ids"]), "{text:?}");
+        assert_eq!(
+            tok.tokenizer().decode(&got).unwrap(),
+            row["decoded"],
+            "{text:?}"
+        );
+    }
+}

@@ -91,9 +91,14 @@ fn nibble(qs: &[u8], j: usize) -> u8 {
 fn block256(ty: GgmlType, b: &[u8], x: &Q8KBlock) -> f32 {
     match ty {
         GgmlType::Q4K | GgmlType::Q5K => {
-            let (scales, mins) = k4_scales_mins(&b[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
+            let (scales, mins) =
+                k4_scales_mins(&b[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
             let fifth = ty == GgmlType::Q5K;
-            let qs = if fifth { &b[blocks::q5_k::QS..] } else { &b[blocks::q4_k::QS..] };
+            let qs = if fifth {
+                &b[blocks::q5_k::QS..]
+            } else {
+                &b[blocks::q4_k::QS..]
+            };
             let qh = &b[blocks::q5_k::QH..blocks::q5_k::QS];
             let (mut sum, mut min_sum) = (0i32, 0i32);
             for j in 0..8 {
