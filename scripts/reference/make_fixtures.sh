@@ -4,7 +4,7 @@
 # Python reference stack (tokenizers, PyTorch, transformers from PyPI) reads
 # them and records what it computes. The tests themselves never run Python.
 #
-#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy diffusers gguf accelerate
+#   python3 -m venv .venv-ref && .venv-ref/bin/pip install torch transformers tokenizers safetensors numpy diffusers gguf accelerate sentencepiece jinja2
 #   PYTHON=.venv-ref/bin/python scripts/reference/make_fixtures.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,4 +48,10 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 # Gemma 3 in GGUF (tiny random models; Gemma 3 270M when GEMMA3_GGUF names
 # gemma-3-270m-q4_k_m.gguf) and tiny Hugging Face folders of the tiny Llama/Gemma.
 "$PYTHON" scripts/reference/gemma3_parity.py "$FIX/llama" ${GEMMA3_GGUF:+--gemma3 "$GEMMA3_GGUF"}
+# GGUF tokenizers and chat templates: SmolLM2's tokenizer metadata as a
+# tokenizer-only GGUF, a tiny sentencepiece vocabulary, and transformers' ids
+# and apply_chat_template strings (needs SMOLLM2_GGUF).
+if [ -n "${SMOLLM2_GGUF:-}" ]; then
+    "$PYTHON" scripts/reference/gguf_tokenizer_parity.py "$SMOLLM2_GGUF" "$FIX/gguf"
+fi
 echo "fixtures written to $FIX"

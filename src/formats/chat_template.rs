@@ -281,6 +281,19 @@ mod tests {
     }
 
     #[test]
+    fn long_conversations_fit_the_budget() {
+        let line = "word ".repeat(200);
+        let long: Vec<ChatMessage> = (0..5000)
+            .map(|i| ChatMessage::new(if i % 2 == 0 { "user" } else { "assistant" }, line.as_str()))
+            .collect();
+        let text = ChatTemplate::chatml("", "")
+            .unwrap()
+            .render(&long, true)
+            .unwrap();
+        assert!(text.len() > 5000 * line.len());
+    }
+
+    #[test]
     fn hostile_templates_fail_instead_of_hanging() {
         for source in [
             "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
