@@ -21,8 +21,10 @@ It writes, deterministically:
 - spm_tokenizer.json: transformers' ids for both, and sentencepiece's own;
 - chat_templates.json: templates that exercise what Hugging Face's jinja
   environment offers (trim_blocks, lstrip_blocks, tojson, raise_exception,
-  python string methods, namespace, loop controls), rendered by transformers.
+  python string methods, namespace, loop controls) and Llama 3.2's template
+  (strftime_now, with the clock pinned to 1 Jan 2025), rendered by transformers.
 """
+import datetime
 import json
 import sys
 import tempfile
@@ -32,6 +34,7 @@ import gguf
 import numpy as np
 import sentencepiece as spm
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.utils import chat_template_utils
 
 MODEL = Path(sys.argv[1])
 OUT = Path(sys.argv[2])
@@ -286,7 +289,117 @@ def spm_fixtures():
     (OUT / "spm_tokenizer.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
 
 
+LLAMA32_TEMPLATE = """{{- bos_token }}
+{%- if custom_tools is defined %}
+    {%- set tools = custom_tools %}
+{%- endif %}
+{%- if not tools_in_user_message is defined %}
+    {%- set tools_in_user_message = true %}
+{%- endif %}
+{%- if not date_string is defined %}
+    {%- if strftime_now is defined %}
+        {%- set date_string = strftime_now("%d %b %Y") %}
+    {%- else %}
+        {%- set date_string = "26 Jul 2024" %}
+    {%- endif %}
+{%- endif %}
+{%- if not tools is defined %}
+    {%- set tools = none %}
+{%- endif %}
+
+{#- This block extracts the system message, so we can slot it into the right place. #}
+{%- if messages[0]['role'] == 'system' %}
+    {%- set system_message = messages[0]['content']|trim %}
+    {%- set messages = messages[1:] %}
+{%- else %}
+    {%- set system_message = "" %}
+{%- endif %}
+
+{#- System message #}
+{{- "<|start_header_id|>system<|end_header_id|>\\n\\n" }}
+{%- if tools is not none %}
+    {{- "Environment: ipython\\n" }}
+{%- endif %}
+{{- "Cutting Knowledge Date: December 2023\\n" }}
+{{- "Today Date: " + date_string + "\\n\\n" }}
+{%- if tools is not none and not tools_in_user_message %}
+    {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+{%- endif %}
+{{- system_message }}
+{{- "<|eot_id|>" }}
+
+{#- Custom tools are passed in a user message with some extra guidance #}
+{%- if tools_in_user_message and not tools is none %}
+    {#- Extract the first user message so we can plug it in here #}
+    {%- if messages | length != 0 %}
+        {%- set first_user_message = messages[0]['content']|trim %}
+        {%- set messages = messages[1:] %}
+    {%- else %}
+        {{- raise_exception("Cannot put tools in the first user message when there's no first user message!") }}
+{%- endif %}
+    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}
+    {{- "Given the following functions, please respond with a JSON for a function call " }}
+    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}
+    {{- 'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.' }}
+    {{- "Do not use variables.\\n\\n" }}
+    {%- for t in tools %}
+        {{- t | tojson(indent=4) }}
+        {{- "\\n\\n" }}
+    {%- endfor %}
+    {{- first_user_message + "<|eot_id|>"}}
+{%- endif %}
+
+{%- for message in messages %}
+    {%- if not (message.role == 'ipython' or message.role == 'tool' or 'tool_calls' in message) %}
+        {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' }}
+    {%- elif 'tool_calls' in message %}
+        {%- if not message.tool_calls|length == 1 %}
+            {{- raise_exception("This model only supports single tool-calls at once!") }}
+        {%- endif %}
+        {%- set tool_call = message.tool_calls[0].function %}
+        {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' -}}
+        {{- '{"name": "' + tool_call.name + '", ' }}
+        {{- '"parameters": ' }}
+        {{- tool_call.arguments | tojson }}
+        {{- "}" }}
+        {{- "<|eot_id|>" }}
+    {%- elif message.role == "tool" or message.role == "ipython" %}
+        {{- "<|start_header_id|>ipython<|end_header_id|>\\n\\n" }}
+        {%- if message.content is mapping or message.content is iterable %}
+            {{- message.content | tojson }}
+        {%- else %}
+            {{- message.content }}
+        {%- endif %}
+        {{- "<|eot_id|>" }}
+    {%- endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}
+    {{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}
+{%- endif %}
+"""
+
+# strftime_now reads the clock; the fixture pins it (the Rust test swaps its
+# own date for this one).
+PINNED_DATE = datetime.datetime(2025, 1, 1, 12, 0, 0)
+
+
+class PinnedClock(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return PINNED_DATE
+
+
+chat_template_utils.datetime = PinnedClock
+
 FEATURE_TEMPLATES = {
+    # Llama 3.2 Instruct's template (strftime_now, tools, is defined, set on messages).
+    "llama3.2": LLAMA32_TEMPLATE,
     "llama3": (
         "{% set loop_messages = messages %}{% for message in loop_messages %}"
         "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
@@ -355,7 +468,12 @@ def chats_or_errors(tok, template):
 def chat_templates():
     tok = load(OUT / "smollm2_tokenizer.gguf")
     assert isinstance(tok, PreTrainedTokenizerBase)
-    result = {"bos_token": tok.bos_token, "eos_token": tok.eos_token, "templates": feature_templates(tok)}
+    result = {
+        "bos_token": tok.bos_token,
+        "eos_token": tok.eos_token,
+        "pinned_date": PINNED_DATE.strftime("%d %b %Y"),
+        "templates": feature_templates(tok),
+    }
     (OUT / "chat_templates.json").write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
 
 
