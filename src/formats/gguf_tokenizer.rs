@@ -634,6 +634,11 @@ fn replace(pattern: &str, content: &str) -> Result<Replace> {
     Replace::new(pattern, content).map_err(|e| Error::Tokenizer(e.to_string()))
 }
 
+/// Tokens longer than this many bytes get no derived merges: real
+/// vocabularies stay far below it, and splitting a longer one costs time
+/// quadratic in its length.
+const MAX_MERGED_TOKEN_BYTES: usize = 1024;
+
 /// The merges a vocabulary implies, as transformers' `generate_merges`
 /// derives them: every split of a token into two tokens, best first by the
 /// token's `rank` (higher first), then by longer left and right parts, ties
@@ -648,6 +653,9 @@ fn merges_by_rank(keys: &[String], vocab: &Vocab, rank: impl Fn(usize) -> f64) -
     }
     let mut candidates: Vec<Candidate> = Vec::new();
     for (id, key) in keys.iter().enumerate() {
+        if key.len() > MAX_MERGED_TOKEN_BYTES {
+            continue;
+        }
         let start = candidates.len();
         for (at, _) in key.char_indices().skip(1) {
             let (left, right) = key.split_at(at);
