@@ -20,8 +20,17 @@ use std::arch::x86_64::*;
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C. (Sizes are checked here.)
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_rows(ty: GgmlType, w: &[u8], row_bytes: usize, x: &Activations<'_>, out: &mut [f32]) {
-    assert!(w.len() >= out.len() * row_bytes, "weights shorter than the rows");
+pub unsafe fn dot_rows(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &Activations<'_>,
+    out: &mut [f32],
+) {
+    assert!(
+        w.len() >= out.len() * row_bytes,
+        "weights shorter than the rows"
+    );
     // Dispatches to a kernel taking R rows from a pointer, four rows at a time.
     macro_rules! by_groups {
         ($kernel:ident $(::<$($k:tt),*>)?, $x:expr) => {{
@@ -232,10 +241,8 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
                             _ => blocks::q5_0::QS,
                         };
                         let q = _mm_loadu_si128(p.add(qs_at).cast());
-                        let mut u = _mm256_and_si256(
-                            _mm256_set_m128i(_mm_srli_epi16::<4>(q), q),
-                            low4,
-                        );
+                        let mut u =
+                            _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), low4);
                         if KIND == Q5_0 {
                             let qh = p.add(blocks::q5_0::QH).cast::<u32>().read_unaligned();
                             u = _mm256_or_si256(u, fifth_bits(u32::from_le(qh)));
@@ -243,7 +250,11 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
                         dot_u8_i8(u, xq)
                     }
                 };
-                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sum), acc[r]);
+                acc[r] = _mm256_fmadd_ps(
+                    _mm256_broadcastss_ps(scales),
+                    _mm256_cvtepi32_ps(sum),
+                    acc[r],
+                );
                 if KIND != Q8_0 {
                     offsets[r] = _mm_add_ps(offsets[r], scales);
                 }
@@ -260,9 +271,17 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
 
 /// Rows `0..R` of Q4_K (or, with `FIFTH`, Q5_K) weights dotted with `x`.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4k_rows<const R: usize, const FIFTH: bool>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R] {
+fn q4k_rows<const R: usize, const FIFTH: bool>(
+    w: &[u8],
+    stride: usize,
+    x: &[Q8KBlock],
+) -> [f32; R] {
     let bb = if FIFTH { 176 } else { 144 };
-    let qs_at = if FIFTH { blocks::q5_k::QS } else { blocks::q4_k::QS };
+    let qs_at = if FIFTH {
+        blocks::q5_k::QS
+    } else {
+        blocks::q4_k::QS
+    };
     assert!(w.len() >= (R - 1) * stride + x.len() * bb);
     let low4 = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
@@ -273,7 +292,8 @@ fn q4k_rows<const R: usize, const FIFTH: bool>(w: &[u8], stride: usize, x: &[Q8K
             std::array::from_fn(|j| xb.bsums[2 * j] as i32 + xb.bsums[2 * j + 1] as i32);
         for r in 0..R {
             let block = &w[r * stride + b * bb..][..bb];
-            let (scales, mins) = k4_scales_mins(&block[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
+            let (scales, mins) =
+                k4_scales_mins(&block[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
             let min_sum: i32 = (0..8).map(|j| mins[j] as i32 * pair_sums[j]).sum();
             let d = blocks::f16_at(block, 0) * xb.d;
             let dmin = blocks::f16_at(block, blocks::q4_k::DMIN) * xb.d;
@@ -329,7 +349,9 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
             let block = &w[r * stride + b * bb..][..bb];
             let sc = &block[blocks::q6_k::SCALES..blocks::q6_k::SCALES + 16];
             // The offset −32 of every quant, through the activations' sums of 16.
-            let offset: i32 = (0..16).map(|i| sc[i] as i8 as i32 * xb.bsums[i] as i32).sum();
+            let offset: i32 = (0..16)
+                .map(|i| sc[i] as i8 as i32 * xb.bsums[i] as i32)
+                .sum();
             let mut sum = _mm256_setzero_si256();
             // SAFETY: the reads stay inside `block` (ql: 128 bytes at 0, qh: 64
             // at 128, scales: 16 at 192) and inside `xb.qs`.
@@ -339,10 +361,14 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
                     let ql = block.as_ptr().add(blocks::q6_k::QL + 64 * n);
                     let a = _mm256_loadu_si256(ql.cast());
                     let c = _mm256_loadu_si256(ql.add(32).cast());
-                    let h = _mm256_loadu_si256(block.as_ptr().add(blocks::q6_k::QH + 32 * n).cast());
+                    let h =
+                        _mm256_loadu_si256(block.as_ptr().add(blocks::q6_k::QH + 32 * n).cast());
                     let groups = [
                         (_mm256_and_si256(a, low4), _mm256_and_si256(h, low2)),
-                        (_mm256_and_si256(c, low4), _mm256_and_si256(_mm256_srli_epi16::<2>(h), low2)),
+                        (
+                            _mm256_and_si256(c, low4),
+                            _mm256_and_si256(_mm256_srli_epi16::<2>(h), low2),
+                        ),
                         (
                             _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4),
                             _mm256_and_si256(_mm256_srli_epi16::<4>(h), low2),
@@ -357,7 +383,10 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
                         let xq = _mm256_loadu_si256(xb.qs.as_ptr().add(128 * n + 32 * k).cast());
                         // Scales 8n+2k for the first 16 products, 8n+2k+1 for the rest.
                         let g = (8 * n + 2 * k) as i64;
-                        let pick = _mm_set_epi64x((g + 1) * 0x0101_0101_0101_0101, g * 0x0101_0101_0101_0101);
+                        let pick = _mm_set_epi64x(
+                            (g + 1) * 0x0101_0101_0101_0101,
+                            g * 0x0101_0101_0101_0101,
+                        );
                         let scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
                         let products = _mm256_maddubs_epi16(q, xq);
                         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scale));
