@@ -448,7 +448,7 @@ fn matvec_speed() {
         .into_iter()
         .filter(|t| wanted.split(',').any(|w| w == t.name()))
     {
-        for (rows, cols) in [(1536, 576), (576, 1536), (576, 576), (49152, 576)] {
+        for (rows, cols) in [(4, 576), (1536, 576), (576, 1536), (576, 576), (49152, 576)] {
             if ty.row_bytes(cols as u64).is_none() {
                 continue;
             }
