@@ -20,8 +20,17 @@ use std::arch::x86_64::*;
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C. (Sizes are checked here.)
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_rows(ty: GgmlType, w: &[u8], row_bytes: usize, x: &Activations<'_>, out: &mut [f32]) {
-    assert!(w.len() >= out.len() * row_bytes, "weights shorter than the rows");
+pub unsafe fn dot_rows(
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &Activations<'_>,
+    out: &mut [f32],
+) {
+    assert!(
+        w.len() >= out.len() * row_bytes,
+        "weights shorter than the rows"
+    );
     // Dispatches to a kernel taking R rows from a pointer, four rows at a time.
     macro_rules! by_groups {
         ($kernel:ident $(::<$($k:tt),*>)?, $x:expr) => {{
@@ -196,27 +205,41 @@ fn fifth_bits(qh: u32) -> __m256i {
 fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Block]) -> [f32; R] {
     let bb = block_bytes(KIND);
     assert!(w.len() >= (R - 1) * stride + x.len() * bb);
+    const { assert!(R <= 4, "the rows' scales share one register") };
     let low4 = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut offsets = [_mm_setzero_ps(); R];
+    // Row r's offset term in lane r.
+    let mut offsets = _mm_setzero_ps();
     for (b, xb) in x.iter().enumerate() {
         // SAFETY: block b of each of the R rows is in bounds (asserted above);
         // `xb` is a whole activation block.
         unsafe {
             let xq = _mm256_loadu_si256(xb.qs.as_ptr().cast());
-            // [d_x, s_x, 0, 0]: the two floats after the quants.
-            let xds = _mm_castsi128_ps(_mm_loadl_epi64((&xb.d as *const f32).cast()));
+            // The R rows' f16 scales (and Q4_1's minimums) gathered in
+            // general registers, then widened together: d_r in lanes r and r + 4.
+            let (mut d16, mut m16) = (0u64, 0u64);
             for r in 0..R {
                 let p = w.as_ptr().add(r * stride + b * bb);
-                // [d_w, m_w, …] for Q4_1, else d_w in every lane.
-                let dm = if KIND == Q4_1 {
-                    _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()))
+                if KIND == Q4_1 {
+                    let dm = u32::from_le(p.cast::<u32>().read_unaligned()) as u64;
+                    d16 |= (dm & 0xffff) << (16 * r);
+                    m16 |= (dm >> 16) << (16 * r);
                 } else {
-                    let d = p.cast::<u16>().read_unaligned() as i32;
-                    _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d)))
-                };
-                // [d_w·d_x, m_w·s_x or d_w·s_x, …]
-                let scales = _mm_mul_ps(dm, xds);
+                    d16 |= (u16::from_le(p.cast::<u16>().read_unaligned()) as u64) << (16 * r);
+                }
+            }
+            let d = _mm256_cvtph_ps(_mm_set1_epi64x(d16 as i64));
+            let scales = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
+            let offset_scale = if KIND == Q4_1 {
+                _mm_cvtph_ps(_mm_cvtsi64_si128(m16 as i64))
+            } else {
+                _mm256_castps256_ps128(d)
+            };
+            if KIND != Q8_0 {
+                offsets = _mm_fmadd_ps(offset_scale, _mm_set1_ps(xb.s), offsets);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let p = w.as_ptr().add(r * stride + b * bb);
                 let sum = match KIND {
                     Q8_0 => {
                         let q = _mm256_loadu_si256(p.add(blocks::q8_0::QS).cast());
@@ -232,10 +255,8 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
                             _ => blocks::q5_0::QS,
                         };
                         let q = _mm_loadu_si128(p.add(qs_at).cast());
-                        let mut u = _mm256_and_si256(
-                            _mm256_set_m128i(_mm_srli_epi16::<4>(q), q),
-                            low4,
-                        );
+                        let mut u =
+                            _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16::<4>(q), q), low4);
                         if KIND == Q5_0 {
                             let qh = p.add(blocks::q5_0::QH).cast::<u32>().read_unaligned();
                             u = _mm256_or_si256(u, fifth_bits(u32::from_le(qh)));
@@ -243,26 +264,41 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
                         dot_u8_i8(u, xq)
                     }
                 };
-                acc[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(scales), _mm256_cvtepi32_ps(sum), acc[r]);
-                if KIND != Q8_0 {
-                    offsets[r] = _mm_add_ps(offsets[r], scales);
-                }
+                *acc = _mm256_fmadd_ps(lane(scales, r), _mm256_cvtepi32_ps(sum), *acc);
             }
         }
     }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        let offset = _mm_cvtss_f32(_mm_movehdup_ps(offsets[r]));
-        out[r] = hsum(acc[r]) + offset_factor(KIND) * offset;
+    let mut offset = [0f32; 4];
+    // SAFETY: `offset` holds four floats.
+    unsafe { _mm_storeu_ps(offset.as_mut_ptr(), offsets) };
+    std::array::from_fn(|r| hsum(acc[r]) + offset_factor(KIND) * offset[r])
+}
+
+/// Lane `r` (0..4) of each half of `v`, in every lane.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn lane(v: __m256, r: usize) -> __m256 {
+    match r {
+        0 => _mm256_permute_ps::<0x00>(v),
+        1 => _mm256_permute_ps::<0x55>(v),
+        2 => _mm256_permute_ps::<0xaa>(v),
+        _ => _mm256_permute_ps::<0xff>(v),
     }
-    out
 }
 
 /// Rows `0..R` of Q4_K (or, with `FIFTH`, Q5_K) weights dotted with `x`.
 #[target_feature(enable = "avx2,fma,f16c")]
-fn q4k_rows<const R: usize, const FIFTH: bool>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R] {
+fn q4k_rows<const R: usize, const FIFTH: bool>(
+    w: &[u8],
+    stride: usize,
+    x: &[Q8KBlock],
+) -> [f32; R] {
     let bb = if FIFTH { 176 } else { 144 };
-    let qs_at = if FIFTH { blocks::q5_k::QS } else { blocks::q4_k::QS };
+    let qs_at = if FIFTH {
+        blocks::q5_k::QS
+    } else {
+        blocks::q4_k::QS
+    };
     assert!(w.len() >= (R - 1) * stride + x.len() * bb);
     let low4 = _mm256_set1_epi8(0x0f);
     let one = _mm256_set1_epi8(1);
@@ -273,7 +309,8 @@ fn q4k_rows<const R: usize, const FIFTH: bool>(w: &[u8], stride: usize, x: &[Q8K
             std::array::from_fn(|j| xb.bsums[2 * j] as i32 + xb.bsums[2 * j + 1] as i32);
         for r in 0..R {
             let block = &w[r * stride + b * bb..][..bb];
-            let (scales, mins) = k4_scales_mins(&block[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
+            let (scales, mins) =
+                k4_scales_mins(&block[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
             let min_sum: i32 = (0..8).map(|j| mins[j] as i32 * pair_sums[j]).sum();
             let d = blocks::f16_at(block, 0) * xb.d;
             let dmin = blocks::f16_at(block, blocks::q4_k::DMIN) * xb.d;
@@ -329,7 +366,9 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
             let block = &w[r * stride + b * bb..][..bb];
             let sc = &block[blocks::q6_k::SCALES..blocks::q6_k::SCALES + 16];
             // The offset −32 of every quant, through the activations' sums of 16.
-            let offset: i32 = (0..16).map(|i| sc[i] as i8 as i32 * xb.bsums[i] as i32).sum();
+            let offset: i32 = (0..16)
+                .map(|i| sc[i] as i8 as i32 * xb.bsums[i] as i32)
+                .sum();
             let mut sum = _mm256_setzero_si256();
             // SAFETY: the reads stay inside `block` (ql: 128 bytes at 0, qh: 64
             // at 128, scales: 16 at 192) and inside `xb.qs`.
@@ -339,10 +378,14 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
                     let ql = block.as_ptr().add(blocks::q6_k::QL + 64 * n);
                     let a = _mm256_loadu_si256(ql.cast());
                     let c = _mm256_loadu_si256(ql.add(32).cast());
-                    let h = _mm256_loadu_si256(block.as_ptr().add(blocks::q6_k::QH + 32 * n).cast());
+                    let h =
+                        _mm256_loadu_si256(block.as_ptr().add(blocks::q6_k::QH + 32 * n).cast());
                     let groups = [
                         (_mm256_and_si256(a, low4), _mm256_and_si256(h, low2)),
-                        (_mm256_and_si256(c, low4), _mm256_and_si256(_mm256_srli_epi16::<2>(h), low2)),
+                        (
+                            _mm256_and_si256(c, low4),
+                            _mm256_and_si256(_mm256_srli_epi16::<2>(h), low2),
+                        ),
                         (
                             _mm256_and_si256(_mm256_srli_epi16::<4>(a), low4),
                             _mm256_and_si256(_mm256_srli_epi16::<4>(h), low2),
@@ -357,7 +400,10 @@ fn q6k_rows<const R: usize>(w: &[u8], stride: usize, x: &[Q8KBlock]) -> [f32; R]
                         let xq = _mm256_loadu_si256(xb.qs.as_ptr().add(128 * n + 32 * k).cast());
                         // Scales 8n+2k for the first 16 products, 8n+2k+1 for the rest.
                         let g = (8 * n + 2 * k) as i64;
-                        let pick = _mm_set_epi64x((g + 1) * 0x0101_0101_0101_0101, g * 0x0101_0101_0101_0101);
+                        let pick = _mm_set_epi64x(
+                            (g + 1) * 0x0101_0101_0101_0101,
+                            g * 0x0101_0101_0101_0101,
+                        );
                         let scale = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(scales, pick));
                         let products = _mm256_maddubs_epi16(q, xq);
                         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(products, scale));

@@ -130,7 +130,10 @@ fn q4_k(b: &[u8], out: &mut [f32], fifth_bit: bool) {
     let (d, dmin) = (f16_at(b, 0), f16_at(b, blocks::q4_k::DMIN));
     let (scales, mins) = k4_scales_mins(&b[blocks::q4_k::SCALES..blocks::q4_k::SCALES + 12]);
     let (qs, qh) = if fifth_bit {
-        (&b[blocks::q5_k::QS..], &b[blocks::q5_k::QH..blocks::q5_k::QS])
+        (
+            &b[blocks::q5_k::QS..],
+            &b[blocks::q5_k::QH..blocks::q5_k::QS],
+        )
     } else {
         (&b[blocks::q4_k::QS..], &b[..0])
     };

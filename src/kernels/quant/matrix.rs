@@ -159,12 +159,15 @@ impl QMatrix {
             .collect();
         let chunk = self.task_rows(n);
         // A task's rows, a cache-sized block at a time, each block times every activation row.
-        let block = (L1_BYTES / self.row_bytes).max(1).next_multiple_of(ROW_GROUP);
+        let block = (L1_BYTES / self.row_bytes)
+            .max(1)
+            .next_multiple_of(ROW_GROUP);
         let run = |first: usize, mut outs: Vec<&mut [f32]>| {
             let len = outs.first().map_or(0, |o| o.len());
             for start in (0..len).step_by(block) {
                 let end = (start + block).min(len);
-                let w = &self.bytes.bytes()[(first + start) * self.row_bytes..(first + end) * self.row_bytes];
+                let w = &self.bytes.bytes()
+                    [(first + start) * self.row_bytes..(first + end) * self.row_bytes];
                 for (x, out) in acts.iter().zip(outs.iter_mut()) {
                     dot_rows(path, self.ty, w, self.row_bytes, x, &mut out[start..end]);
                 }
@@ -205,7 +208,14 @@ impl QMatrix {
 
 /// `out[i] = row i · x` for the rows back to back in `w`, on `path` (which
 /// the caller has checked this CPU runs).
-fn dot_rows(path: KernelPath, ty: GgmlType, w: &[u8], row_bytes: usize, x: &Activations<'_>, out: &mut [f32]) {
+fn dot_rows(
+    path: KernelPath,
+    ty: GgmlType,
+    w: &[u8],
+    row_bytes: usize,
+    x: &Activations<'_>,
+    out: &mut [f32],
+) {
     match path {
         KernelPath::Portable => portable::dot_rows(ty, w, row_bytes, x, out),
         #[cfg(target_arch = "x86_64")]

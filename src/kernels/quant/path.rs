@@ -118,12 +118,17 @@ mod tests {
     #[test]
     fn settings_pick_a_path_or_name_the_variable() {
         assert_eq!(KernelPath::from_setting(None).unwrap(), KernelPath::best());
-        assert_eq!(KernelPath::from_setting(Some(" ")).unwrap(), KernelPath::best());
+        assert_eq!(
+            KernelPath::from_setting(Some(" ")).unwrap(),
+            KernelPath::best()
+        );
         assert_eq!(
             KernelPath::from_setting(Some("Portable")).unwrap(),
             KernelPath::Portable
         );
-        let err = KernelPath::from_setting(Some("sse9")).unwrap_err().to_string();
+        let err = KernelPath::from_setting(Some("sse9"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(KERNELS_VAR) && err.contains("sse9"), "{err}");
         for path in KernelPath::ALL {
             let chosen = KernelPath::from_setting(Some(path.name()));

@@ -72,7 +72,11 @@ fn hand_computed_32_element_blocks_dequantize_exactly() {
     // Plain floats.
     let y = dequant(GgmlType::F16, &[h(1.5), h(-0.25)].concat(), 2);
     assert_eq!(y, [1.5, -0.25]);
-    let b = [bf16::from_f32(3.0).to_le_bytes(), bf16::from_f32(-0.5).to_le_bytes()].concat();
+    let b = [
+        bf16::from_f32(3.0).to_le_bytes(),
+        bf16::from_f32(-0.5).to_le_bytes(),
+    ]
+    .concat();
     assert_eq!(dequant(GgmlType::BF16, &b, 2), [3.0, -0.5]);
     assert_eq!(dequant(GgmlType::F32, &7.25f32.to_le_bytes(), 1), [7.25]);
 }
@@ -164,7 +168,7 @@ fn reference_quantizers_round_as_llama_cpp() {
     let b = quantize(GgmlType::Q4_0, &x).unwrap();
     assert_eq!(&b[..2], &h(1.0));
     assert_eq!(b[2], 9 << 4); // element 0: 0; element 16: 9
-    assert_eq!(&b[3..6], &[8 | (8 << 4), 9 | (8 << 4), 15 | (8 << 4)]);
+    assert_eq!(&b[3..6], &[9 | (8 << 4), 8 | (8 << 4), 15 | (8 << 4)]);
 
     // Q4_1 of integers 0..=15: d = 1, m = 0, the quants are the values.
     let x: Vec<f32> = (0..32).map(|j| ((j * 7) % 16) as f32).collect();
@@ -199,7 +203,15 @@ fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
 #[test]
 fn quantize_then_dequantize_stays_within_half_a_step() {
     let mut rng = StdRng::seed_from_u64(7);
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
+    for ty in [
+        GgmlType::Q8_0,
+        GgmlType::Q4_0,
+        GgmlType::Q4_1,
+        GgmlType::Q5_0,
+        GgmlType::F16,
+        GgmlType::BF16,
+        GgmlType::F32,
+    ] {
         for trial in 0..20 {
             let mut x = random_vec(&mut rng, 256);
             if trial == 0 {
@@ -208,7 +220,9 @@ fn quantize_then_dequantize_stays_within_half_a_step() {
             let y = dequant(ty, &quantize(ty, &x).unwrap(), x.len());
             for (xb, yb) in x.chunks(32).zip(y.chunks(32)) {
                 let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
-                let (lo, hi) = xb.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+                let (lo, hi) = xb
+                    .iter()
+                    .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
                 // The step, and how far a value may land from x: half a step when
                 // rounding, a whole one where the top quant is clamped (the
                 // symmetric types give the positive end one level fewer), plus
@@ -293,17 +307,29 @@ fn every_path_matches_an_f64_reference_within_the_activations_rounding() {
                     m.matvec_with(path, &x, &mut y).unwrap();
                     for r in 0..rows {
                         let row = &w[r * cols..(r + 1) * cols];
-                        let exact: f64 = row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
-                        let magnitude: f64 = row.iter().zip(&x).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+                        let exact: f64 =
+                            row.iter().zip(&x).map(|(&a, &b)| a as f64 * b as f64).sum();
+                        let magnitude: f64 = row
+                            .iter()
+                            .zip(&x)
+                            .map(|(&a, &b)| (a as f64 * b as f64).abs())
+                            .sum();
                         // x is rounded to within half a step (float weights: not at all).
                         let rounding: f64 = if ty.block_len() == 1 {
                             0.0
                         } else {
-                            row.iter().enumerate().map(|(j, &a)| a.abs() as f64 * step[j / block] as f64 * 0.5).sum()
+                            row.iter()
+                                .enumerate()
+                                .map(|(j, &a)| a.abs() as f64 * step[j / block] as f64 * 0.5)
+                                .sum()
                         };
                         let tol = rounding * 1.001 + magnitude * 1e-5 + 1e-6;
                         let err = (y[r] as f64 - exact).abs();
-                        assert!(err <= tol, "{ty} {path} {rows}×{cols} row {r}: {} vs {exact} (tolerance {tol})", y[r]);
+                        assert!(
+                            err <= tol,
+                            "{ty} {path} {rows}×{cols} row {r}: {} vs {exact} (tolerance {tol})",
+                            y[r]
+                        );
                     }
                 }
             }
@@ -322,14 +348,20 @@ fn simd_paths_equal_the_portable_one_and_matmul_equals_matvecs() {
             let n = 3;
             let x = random_vec(&mut rng, n * cols);
             let mut portable = vec![0f32; n * rows];
-            m.matmul_with(KernelPath::Portable, &x, n, &mut portable).unwrap();
+            m.matmul_with(KernelPath::Portable, &x, n, &mut portable)
+                .unwrap();
             for path in KernelPath::supported() {
                 let mut y = vec![f32::NAN; n * rows];
                 m.matmul_with(path, &x, n, &mut y).unwrap();
                 for t in 0..n {
                     let mut v = vec![f32::NAN; rows];
-                    m.matvec_with(path, &x[t * cols..(t + 1) * cols], &mut v).unwrap();
-                    assert_eq!(&y[t * rows..(t + 1) * rows], &v[..], "{ty} {path}: matmul row {t} vs matvec");
+                    m.matvec_with(path, &x[t * cols..(t + 1) * cols], &mut v)
+                        .unwrap();
+                    assert_eq!(
+                        &y[t * rows..(t + 1) * rows],
+                        &v[..],
+                        "{ty} {path}: matmul row {t} vs matvec"
+                    );
                 }
                 // Only the order of the float additions differs.
                 for (i, (a, b)) in y.iter().zip(&portable).enumerate() {
@@ -337,7 +369,10 @@ fn simd_paths_equal_the_portable_one_and_matmul_equals_matvecs() {
                     let xs = &x[t * cols..(t + 1) * cols];
                     let row = &w[(i % rows) * cols..][..cols];
                     let magnitude: f32 = row.iter().zip(xs).map(|(a, b)| (a * b).abs()).sum();
-                    assert!((a - b).abs() <= magnitude * 1e-5 + 1e-6, "{ty} {path} output {i}: {a} vs portable {b}");
+                    assert!(
+                        (a - b).abs() <= magnitude * 1e-5 + 1e-6,
+                        "{ty} {path} output {i}: {a} vs portable {b}"
+                    );
                 }
             }
         }
@@ -348,7 +383,9 @@ fn simd_paths_equal_the_portable_one_and_matmul_equals_matvecs() {
 fn bad_sizes_are_errors_not_panics() {
     let bytes = |n: usize| WeightBytes::new(vec![0u8; n]);
     assert!(QMatrix::new(GgmlType::Q4_1, 2, 32, bytes(40)).is_ok());
-    let e = QMatrix::new(GgmlType::Q4_1, 2, 32, bytes(41)).unwrap_err().to_string();
+    let e = QMatrix::new(GgmlType::Q4_1, 2, 32, bytes(41))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("40 bytes") && e.contains("41"), "{e}");
     assert!(QMatrix::new(GgmlType::Q4_1, 2, 33, bytes(40)).is_err());
     assert!(QMatrix::new(GgmlType::Q4K, 1, 128, bytes(72)).is_err());
@@ -361,7 +398,9 @@ fn bad_sizes_are_errors_not_panics() {
         assert!(m.matvec_with(path, &[0.0; 63], &mut [0.0; 2]).is_err());
         assert!(m.matvec_with(path, &[0.0; 64], &mut [0.0; 3]).is_err());
         assert!(m.matmul_with(path, &[0.0; 128], 3, &mut [0.0; 6]).is_err());
-        assert!(m.matmul_with(path, &[0.0; 128], usize::MAX, &mut [0.0; 6]).is_err());
+        assert!(m
+            .matmul_with(path, &[0.0; 128], usize::MAX, &mut [0.0; 6])
+            .is_err());
         assert!(m.matmul_with(path, &[], 0, &mut []).is_ok());
     }
     for path in KernelPath::ALL.into_iter().filter(|p| !p.available()) {
@@ -376,37 +415,76 @@ fn bad_sizes_are_errors_not_panics() {
     assert!(quantize_row(GgmlType::Q8_0, &[0.0; 32], &mut [0; 33]).is_err());
 }
 
-/// Matrix-vector timings for SmolLM2-135M's Q4_1 shapes; run with
-/// `cargo test --release --lib -- --ignored --nocapture quant::tests::matvec_speed`.
+/// CPU time of the calling thread, in seconds (not counting time the
+/// thread waited for a core, which on a shared machine is most of the noise).
+#[cfg(unix)]
+fn thread_cpu_seconds() -> f64 {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Matrix-vector timings for SmolLM2-135M's Q4_1 shapes (and other types):
+/// one thread's CPU time per call, and the fastest of several batches'
+/// wall time per call on every thread. Run with
+/// `cargo test --release --lib -- --ignored --nocapture quant::tests::matvec_speed`
+/// (`SEER_BENCH_TYPES=q4_1,q8_0` picks types).
+#[cfg(unix)]
 #[test]
 #[ignore]
 fn matvec_speed() {
+    let wanted =
+        std::env::var("SEER_BENCH_TYPES").unwrap_or_else(|_| "q4_1,q8_0,f16,q4_K,q6_K".into());
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     let mut rng = StdRng::seed_from_u64(1);
-    for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::F16, GgmlType::Q4K, GgmlType::Q6K] {
-        for (rows, cols) in [(1536, 576), (576, 1536), (576, 576), (49152, 576)] {
+    for ty in TYPES
+        .into_iter()
+        .filter(|t| wanted.split(',').any(|w| w == t.name()))
+    {
+        for (rows, cols) in [(4, 576), (1536, 576), (576, 1536), (576, 576), (49152, 576)] {
             if ty.row_bytes(cols as u64).is_none() {
                 continue;
             }
             let m = random_matrix(&mut rng, ty, rows, cols);
             let x = random_vec(&mut rng, cols);
             let mut y = vec![0f32; rows];
+            let reps = (100_000_000 / m.bytes().len()).clamp(10, 10_000);
             for path in KernelPath::supported() {
-                let run = |y: &mut [f32]| crate::threads::on_pool(|| m.matvec_with(path, &x, y).unwrap());
-                let reps = (200_000_000 / m.bytes().len()).clamp(20, 20_000);
-                for _ in 0..reps / 10 {
-                    run(&mut y);
-                }
-                let start = std::time::Instant::now();
-                crate::threads::on_pool(|| {
+                let mut call = || m.matvec_with(path, &x, &mut y).unwrap();
+                let cpu = one.install(|| {
+                    call();
+                    let start = thread_cpu_seconds();
                     for _ in 0..reps {
-                        m.matvec_with(path, &x, &mut y).unwrap();
+                        call();
                     }
+                    (thread_cpu_seconds() - start) / reps as f64
                 });
-                let per = start.elapsed().as_secs_f64() / reps as f64;
+                let wall = crate::threads::on_pool(|| {
+                    (0..10)
+                        .map(|_| {
+                            let start = std::time::Instant::now();
+                            for _ in 0..reps.div_ceil(10) {
+                                call();
+                            }
+                            start.elapsed().as_secs_f64() / reps.div_ceil(10) as f64
+                        })
+                        .fold(f64::MAX, f64::min)
+                });
+                let gb = |t: f64| m.bytes().len() as f64 / t / 1e9;
                 println!(
-                    "{ty:>5} {rows:>5}×{cols:<5} {path:>8}: {:>9.1} µs/call {:>6.1} GB/s",
-                    per * 1e6,
-                    m.bytes().len() as f64 / per / 1e9
+                    "{ty:>5} {rows:>5}×{cols:<5} {path:>8}: 1 thread {:>8.1} µs {:>5.1} GB/s | {} threads {:>8.1} µs {:>5.1} GB/s",
+                    cpu * 1e6,
+                    gb(cpu),
+                    rayon::current_num_threads(),
+                    wall * 1e6,
+                    gb(wall)
                 );
             }
         }
