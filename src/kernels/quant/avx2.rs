@@ -205,27 +205,41 @@ fn fifth_bits(qh: u32) -> __m256i {
 fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Block]) -> [f32; R] {
     let bb = block_bytes(KIND);
     assert!(w.len() >= (R - 1) * stride + x.len() * bb);
+    const { assert!(R <= 4, "the rows' scales share one register") };
     let low4 = _mm256_set1_epi8(0x0f);
     let mut acc = [_mm256_setzero_ps(); R];
-    let mut offsets = [_mm_setzero_ps(); R];
+    // Row r's offset term in lane r.
+    let mut offsets = _mm_setzero_ps();
     for (b, xb) in x.iter().enumerate() {
         // SAFETY: block b of each of the R rows is in bounds (asserted above);
         // `xb` is a whole activation block.
         unsafe {
             let xq = _mm256_loadu_si256(xb.qs.as_ptr().cast());
-            // [d_x, s_x, 0, 0]: the two floats after the quants.
-            let xds = _mm_castsi128_ps(_mm_loadl_epi64((&xb.d as *const f32).cast()));
+            // The R rows' f16 scales (and Q4_1's minimums) gathered in
+            // general registers, then widened together: d_r in lanes r and r + 4.
+            let (mut d16, mut m16) = (0u64, 0u64);
             for r in 0..R {
                 let p = w.as_ptr().add(r * stride + b * bb);
-                // [d_w, m_w, …] for Q4_1, else d_w in every lane.
-                let dm = if KIND == Q4_1 {
-                    _mm_cvtph_ps(_mm_cvtsi32_si128(p.cast::<i32>().read_unaligned()))
+                if KIND == Q4_1 {
+                    let dm = u32::from_le(p.cast::<u32>().read_unaligned()) as u64;
+                    d16 |= (dm & 0xffff) << (16 * r);
+                    m16 |= (dm >> 16) << (16 * r);
                 } else {
-                    let d = p.cast::<u16>().read_unaligned() as i32;
-                    _mm_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(d)))
-                };
-                // [d_w·d_x, m_w·s_x or d_w·s_x, …]
-                let scales = _mm_mul_ps(dm, xds);
+                    d16 |= (u16::from_le(p.cast::<u16>().read_unaligned()) as u64) << (16 * r);
+                }
+            }
+            let d = _mm256_cvtph_ps(_mm_set1_epi64x(d16 as i64));
+            let scales = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
+            let offset_scale = if KIND == Q4_1 {
+                _mm_cvtph_ps(_mm_cvtsi64_si128(m16 as i64))
+            } else {
+                _mm256_castps256_ps128(d)
+            };
+            if KIND != Q8_0 {
+                offsets = _mm_fmadd_ps(offset_scale, _mm_set1_ps(xb.s), offsets);
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let p = w.as_ptr().add(r * stride + b * bb);
                 let sum = match KIND {
                     Q8_0 => {
                         let q = _mm256_loadu_si256(p.add(blocks::q8_0::QS).cast());
@@ -250,23 +264,26 @@ fn q32_rows<const R: usize, const KIND: u8>(w: &[u8], stride: usize, x: &[Q8Bloc
                         dot_u8_i8(u, xq)
                     }
                 };
-                acc[r] = _mm256_fmadd_ps(
-                    _mm256_broadcastss_ps(scales),
-                    _mm256_cvtepi32_ps(sum),
-                    acc[r],
-                );
-                if KIND != Q8_0 {
-                    offsets[r] = _mm_add_ps(offsets[r], scales);
-                }
+                *acc = _mm256_fmadd_ps(lane(scales, r), _mm256_cvtepi32_ps(sum), *acc);
             }
         }
     }
-    let mut out = [0f32; R];
-    for r in 0..R {
-        let offset = _mm_cvtss_f32(_mm_movehdup_ps(offsets[r]));
-        out[r] = hsum(acc[r]) + offset_factor(KIND) * offset;
+    let mut offset = [0f32; 4];
+    // SAFETY: `offset` holds four floats.
+    unsafe { _mm_storeu_ps(offset.as_mut_ptr(), offsets) };
+    std::array::from_fn(|r| hsum(acc[r]) + offset_factor(KIND) * offset[r])
+}
+
+/// Lane `r` (0..4) of each half of `v`, in every lane.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn lane(v: __m256, r: usize) -> __m256 {
+    match r {
+        0 => _mm256_permute_ps::<0x00>(v),
+        1 => _mm256_permute_ps::<0x55>(v),
+        2 => _mm256_permute_ps::<0xaa>(v),
+        _ => _mm256_permute_ps::<0xff>(v),
     }
-    out
 }
 
 /// Rows `0..R` of Q4_K (or, with `FIFTH`, Q5_K) weights dotted with `x`.

@@ -46,9 +46,18 @@ fn dot(ty: GgmlType, row: &[u8], x: &Activations<'_>) -> f32 {
     }
 }
 
-/// Σ u·x over a block, for unsigned weight quants `u` given by `quant(j)`.
-fn unsigned_dot(x: &Q8Block, quant: impl Fn(usize) -> u8) -> i32 {
-    (0..32).map(|j| quant(j) as i32 * x.qs[j] as i32).sum()
+/// Σ u·x over a block, for unsigned weight quants: the 16 nibble bytes `qs`
+/// (low nibbles elements 0..16, high 16..32) and a fifth bit per element
+/// from `qh` (bit `j` for element `j`; 0 for 4-bit types).
+fn unsigned_dot(x: &Q8Block, qs: &[u8], qh: u32) -> i32 {
+    let (x_lo, x_hi) = x.qs.split_at(16);
+    let mut sum = 0i32;
+    for (j, ((&q, &a), &b)) in qs[..16].iter().zip(x_lo).zip(x_hi).enumerate() {
+        let lo = (q & 0x0f) | ((((qh >> j) & 1) << 4) as u8);
+        let hi = (q >> 4) | ((((qh >> (j + 16)) & 1) << 4) as u8);
+        sum += lo as i32 * a as i32 + hi as i32 * b as i32;
+    }
+    sum
 }
 
 /// One 32-element block of Q4_0, Q4_1, Q5_0 or Q8_0 weights times `x`.
@@ -61,30 +70,21 @@ fn block32(ty: GgmlType, b: &[u8], x: &Q8Block) -> f32 {
             d * x.d * sum as f32
         }
         GgmlType::Q4_0 => {
-            let qs = &b[blocks::q4_0::QS..];
-            let sum = unsigned_dot(x, |j| nibble(qs, j));
+            let sum = unsigned_dot(x, &b[blocks::q4_0::QS..], 0);
             d * x.d * sum as f32 - 8.0 * d * x.s
         }
         GgmlType::Q4_1 => {
-            let qs = &b[blocks::q4_1::QS..];
-            let sum = unsigned_dot(x, |j| nibble(qs, j));
+            let sum = unsigned_dot(x, &b[blocks::q4_1::QS..], 0);
             d * x.d * sum as f32 + f16_at(b, 2) * x.s
         }
         GgmlType::Q5_0 => {
             let at = blocks::q5_0::QH;
             let qh = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
-            let qs = &b[blocks::q5_0::QS..];
-            let sum = unsigned_dot(x, |j| nibble(qs, j) | (((qh >> j) & 1) << 4) as u8);
+            let sum = unsigned_dot(x, &b[blocks::q5_0::QS..], qh);
             d * x.d * sum as f32 - 16.0 * d * x.s
         }
         _ => unreachable!("only the 32-element formats take Q8 blocks"),
     }
-}
-
-/// Element `j` of a block's 16 nibble bytes: low nibbles are 0..16, high 16..32.
-#[inline(always)]
-fn nibble(qs: &[u8], j: usize) -> u8 {
-    (qs[j % 16] >> (4 * (j / 16))) & 0x0f
 }
 
 /// One 256-element super-block of Q4_K, Q5_K or Q6_K weights times `x`.
