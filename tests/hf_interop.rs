@@ -60,6 +60,7 @@ fn tokens_logits_and_greedy_continuation_match_transformers() {
     let options = GenerateOptions {
         max_tokens: greedy.len() - prompt_len,
         stop: Vec::new(),
+        ..Default::default()
     };
     let generation = generate(
         &model,
@@ -166,6 +167,7 @@ fn a_tokenizer_larger_than_the_model_is_refused() {
     let options = GenerateOptions {
         max_tokens: 3,
         stop: Vec::new(),
+        ..Default::default()
     };
     let err = generate(&model, &big, "hi", &options, &mut sampler, |_| {})
         .err()

@@ -1,7 +1,8 @@
 //! `seer bench`: training and generation speed of presets on random weights.
 
 use seer::device::parse_device;
-use seer::generate::{bench_generate, copy_bandwidth};
+use seer::generate::{bench_generate, bench_model, copy_bandwidth, median};
+use seer::model::OpenModel;
 use seer::train::{bench_image, bench_train, matmul_peak_gflops, ImageTrainConfig, TrainConfig};
 use std::process::ExitCode;
 
@@ -34,8 +35,17 @@ enum What {
         #[arg(long, default_value = "cpu")]
         device: String,
     },
-    /// Generation tokens/s (prompt processing and new tokens, separately), on random weights.
+    /// Generation tokens/s (prompt processing and new tokens, separately), on
+    /// random weights of a preset's shape, or of a GGUF model file (as
+    /// llama-bench measures: pp = one batch of --prompt-tokens, tg =
+    /// --new-tokens decoded one at a time, medians of --repetitions).
     Generate {
+        /// A GGUF model file to time instead of a preset.
+        #[arg(long)]
+        model: Option<std::path::PathBuf>,
+        /// Timed repetitions (GGUF models).
+        #[arg(long, default_value_t = 5)]
+        repetitions: usize,
         /// Preset whose model shape to time.
         #[arg(long, default_value = "gpt2-small")]
         preset: String,
@@ -110,12 +120,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             device,
         } => train(&preset, batch_size, vocab_size, warmup, iters, &device),
         What::Generate {
+            model: Some(path),
+            prompt_tokens,
+            new_tokens,
+            repetitions,
+            ..
+        } => bench_open_model(&path, prompt_tokens, new_tokens, repetitions),
+        What::Generate {
+            model: None,
             preset,
             vocab_size,
             prompt_tokens,
             new_tokens,
             no_cache,
             weights,
+            ..
         } => {
             let config = TrainConfig::preset(&preset)?.model(vocab_size);
             let report = bench_generate(
@@ -193,5 +212,41 @@ fn train(
     );
     let [forward, backward, optimizer] = report.phase_ms;
     println!("phases (medians): forward {forward:.2} ms, backward {backward:.2} ms, optimizer {optimizer:.2} ms");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `seer bench generate --model FILE.gguf`: llama-bench's pp and tg figures.
+fn bench_open_model(
+    path: &std::path::Path,
+    prompt_tokens: usize,
+    new_tokens: usize,
+    repetitions: usize,
+) -> anyhow::Result<ExitCode> {
+    let open = OpenModel::open(path, Some(prompt_tokens.max(new_tokens).max(1)))?;
+    let model = open.model();
+    let bench = bench_model(model, prompt_tokens, new_tokens, repetitions)?;
+    let spread = |v: &[f64]| {
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, 0f64), |(l, h), &x| (l.min(x), h.max(x)));
+        format!(
+            "{:.1} tokens/s (median of {}; {lo:.1} to {hi:.1})",
+            median(v),
+            v.len()
+        )
+    };
+    println!(
+        "{}: {} layers, {} wide, {} threads, {} kernels",
+        open.name(),
+        model.config().n_layer,
+        model.config().n_embd,
+        rayon::current_num_threads(),
+        model.kernel_path()
+    );
+    println!("pp{prompt_tokens}: {}", spread(&bench.prompt));
+    println!("tg{new_tokens}: {}", spread(&bench.generation));
+    if let Some(rss) = seer::generate::peak_rss() {
+        println!("peak memory: {:.0} MiB", rss as f64 / (1 << 20) as f64);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,12 +4,9 @@
 //! piped input.
 
 use super::generate::SamplingArgs;
-use seer::device::parse_device;
-use seer::generate::{generate, Conversation, GenerateOptions, Role, Sampler, REPLY_STOP};
-use seer::model::Gpt;
-use seer::tokenize::Tokenizer;
+use super::text_model::{LoadedModel, ModelArgs};
+use seer::generate::{generate_from_ids, GenerateOptions, Role, Sampler, REPLY_STOP};
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 const HELP: &str =
@@ -18,20 +15,16 @@ frequency_penalty, presence_penalty, max_tokens, seed)  /history  /save FILE  /q
 
 #[derive(clap::Args, Clone)]
 pub struct Args {
-    /// Model folder, as for `seer generate`.
-    #[arg(short, long)]
-    model: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// A system message that frames the conversation (kept when old turns are dropped).
+    #[arg(long)]
+    system: Option<String>,
     /// Most tokens in one reply.
     #[arg(long, default_value_t = 200)]
     max_tokens: usize,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
-    #[arg(long, value_enum, default_value = "f32")]
-    weights: super::Weights,
-    /// Device: cpu, cuda or cuda:N.
-    #[arg(long, default_value = "cpu")]
-    device: String,
 }
 
 /// Applies `/set NAME VALUE`.
@@ -63,16 +56,22 @@ fn set(args: &mut Args, name: &str, value: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
-    let device = parse_device(&args.device)?;
-    let model = Gpt::load(&args.model, args.weights.precision(), &device)?;
-    let tokenizer = Tokenizer::load_model_dir(&args.model)?;
+    let loaded = LoadedModel::load(&args.model)?;
+    let tokenizer = loaded.tokenizer();
     Sampler::new(args.sampling.params(0))?;
-    let context = model.config().block_size;
-    let mut conversation = Conversation::default();
+    let context = loaded.model().context_length();
+    let mut conversation = loaded.conversation();
+    let system = args.system.clone();
+    let start = |conversation: &mut seer::generate::Conversation| {
+        if let Some(system) = &system {
+            conversation.push(Role::System, system);
+        }
+    };
+    start(&mut conversation);
     let mut stdout = std::io::stdout().lock();
     eprintln!(
         "chatting with {} ({context}-token context); {HELP}",
-        args.model.display()
+        loaded.describe(&args.model.model)
     );
     let mut replies = 0u64;
     for line in std::io::stdin().lock().lines() {
@@ -87,6 +86,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
                 (Some("quit"), None, None) => break,
                 (Some("reset"), None, None) => {
                     conversation.reset();
+                    start(&mut conversation);
                     writeln!(stdout, "(conversation cleared)")?;
                     Ok(())
                 }
@@ -133,7 +133,7 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         // Room for the reply: its token limit, but at most half the context
         // (a longer reply slides the window as `seer generate` does).
         let reply_room = args.max_tokens.min(context / 2);
-        let (prompt, dropped) = match conversation.prompt(&tokenizer, context, reply_room) {
+        let (prompt, dropped) = match conversation.prompt(tokenizer, context, reply_room) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -146,15 +146,25 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
         }
         let mut sampler = Sampler::new(args.sampling.params(replies))?;
         replies += 1;
+        // The plain template's reply ends where the model starts the next
+        // user line; an open model's at its end-of-turn token.
+        let plain = !conversation.has_template();
         let options = GenerateOptions {
             max_tokens: args.max_tokens,
-            stop: vec![REPLY_STOP.to_string()],
+            stop: if plain {
+                vec![REPLY_STOP.to_string()]
+            } else {
+                Vec::new()
+            },
+            stop_ids: loaded.stop_ids(),
         };
-        write!(stdout, "Assistant:")?;
-        let reply = generate(
-            &model,
-            &tokenizer,
-            &prompt,
+        if plain {
+            write!(stdout, "Assistant:")?;
+        }
+        let reply = generate_from_ids(
+            loaded.model(),
+            tokenizer,
+            loaded.chat_ids(&prompt)?,
             &options,
             &mut sampler,
             super::stream_text(&mut stdout),

@@ -167,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let options = GenerateOptions {
         max_tokens: 300,
         stop: Vec::new(),
+        ..Default::default()
     };
     generate(
         &model,

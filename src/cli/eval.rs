@@ -4,6 +4,7 @@
 //! share of generated digits a classifier reads as the prompted digit.
 //! `seer eval binding`: the denoiser as a classifier between a two-object
 //! caption and the same caption with its colours exchanged, per timestep.
+//! `seer eval perplexity`: a text model's perplexity on a text file.
 
 use seer::data::grid;
 use seer::data::mnist::Mnist;
@@ -26,6 +27,9 @@ const EXAMPLES_PER_CATEGORY: usize = 8;
 pub enum Kind {
     /// Score a text-to-image model on the shapes world.
     Image(ImageArgs),
+    /// A text model's perplexity on a text file, measured as llama-perplexity
+    /// does (non-overlapping windows of --ctx tokens, the second half of each scored).
+    Perplexity(super::eval_text::PerplexityArgs),
     /// Probe a shapes model's attribute binding without drawing: how often
     /// the denoiser predicts better given a two-object caption than given
     /// it with the colours exchanged, per timestep.
@@ -104,6 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = match args.kind {
         Kind::Image(args) => args,
         Kind::Binding(args) => return eval_binding(&args),
+        Kind::Perplexity(args) => return super::eval_text::run(&args),
     };
     let model = ImageModel::load(&args.model, &candle_core::Device::Cpu)?;
     match args.data.as_str() {

@@ -1,10 +1,10 @@
 //! `seer generate`: sample text from a trained model, streamed to stdout, or
 //! as JSON objects for scripts.
 
-use seer::device::parse_device;
-use seer::generate::{generate, Event, GenerateOptions, Generation, Sampler, SamplingParams};
-use seer::model::Gpt;
-use seer::tokenize::Tokenizer;
+use super::text_model::{LoadedModel, ModelArgs};
+use seer::generate::{
+    generate_from_ids, Event, GenerateOptions, Generation, Sampler, SamplingParams,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,8 +70,10 @@ pub struct Args {
     /// literally "image" needs `--` before it).
     #[arg(default_value = "")]
     prompt: String,
-    /// Model folder: config.json, model.safetensors and tokenizer.json (or GPT-2's
-    /// vocab.json + merges.txt), e.g. a run folder or a Hugging Face GPT-2 checkpoint.
+    /// A model folder (config.json, model.safetensors and tokenizer.json, or
+    /// GPT-2's vocab.json + merges.txt: a run folder or a Hugging Face GPT-2
+    /// checkpoint), or an open model's .gguf file (Llama family, Gemma 3;
+    /// scripts/get-model.sh fetches one).
     #[arg(short, long, required = true)]
     model: Option<PathBuf>,
     /// Tokens to generate.
@@ -89,12 +91,16 @@ pub struct Args {
     json: bool,
     #[command(flatten)]
     sampling: SamplingArgs,
-    /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
+    /// Weight matrices of a model folder: f32, or bf16 (faster generation,
+    /// logits within rounding). GGUF files keep their own types.
     #[arg(long, value_enum, default_value = "f32")]
     weights: super::Weights,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Context length for a GGUF model, in tokens; at most its trained length.
+    #[arg(long, default_value_t = 4096)]
+    context: usize,
 }
 
 /// One line of `--json` output.
@@ -134,13 +140,18 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let Some(dir) = args.model.clone() else {
         anyhow::bail!("seer generate needs --model (see --help)");
     };
-    let device = parse_device(&args.device)?;
-    let model = Gpt::load(&dir, args.weights.precision(), &device)?;
-    let tokenizer = Tokenizer::load_model_dir(&dir)?;
+    let loaded = LoadedModel::load(&ModelArgs {
+        model: dir,
+        weights: args.weights,
+        device: args.device.clone(),
+        context: args.context,
+    })?;
+    let prompt_ids = loaded.prompt_ids(&args.prompt)?;
     let stop = args.stop.iter().map(|s| unescape(s)).collect();
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
         stop,
+        stop_ids: loaded.stop_ids(),
     };
     let mut stdout = std::io::stdout().lock();
     for index in 0..args.num_samples {
@@ -151,10 +162,10 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
             }
             write!(stdout, "{}", args.prompt)?;
         }
-        let generation: Generation = generate(
-            &model,
-            &tokenizer,
-            &args.prompt,
+        let generation: Generation = generate_from_ids(
+            loaded.model(),
+            loaded.tokenizer(),
+            prompt_ids.clone(),
             &options,
             &mut sampler,
             |event| match event {

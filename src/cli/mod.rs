@@ -4,11 +4,13 @@ mod bench;
 mod chat;
 mod demo;
 mod eval;
+mod eval_text;
 mod generate;
 mod generate_image;
 mod inspect;
 mod prepare;
 mod serve;
+mod text_model;
 mod train;
 mod train_image;
 
@@ -41,7 +43,8 @@ enum Command {
     /// Look inside a model: tokens, next-token probabilities, attention maps,
     /// embedding neighbours and analogies, the denoising path.
     Inspect(inspect::Args),
-    /// Score a trained model (`seer eval image`: the shapes-world table).
+    /// Score a model: `seer eval perplexity` on a text file, `seer eval image`
+    /// (the shapes-world table), `seer eval binding`.
     Eval(eval::Args),
     /// Serve models over an OpenAI-compatible HTTP API, with a web playground.
     Serve(serve::Args),

@@ -1,7 +1,9 @@
 //! File formats of the open-model world: GGUF (metadata, tensors, writing),
-//! the tokenizers and chat templates that GGUF files carry.
+//! the tokenizers and chat templates that GGUF files carry, and a fuzzer for
+//! everything that reads them.
 
 mod chat_template;
+mod fuzz;
 mod gguf;
 mod gguf_tokenizer;
 mod py_json;
@@ -10,7 +12,7 @@ mod reference_tests;
 mod value;
 
 pub use chat_template::{ChatMessage, ChatTemplate, CHATML};
+pub use fuzz::{fuzz_gguf, FuzzReport};
 pub use gguf::{Gguf, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 pub use gguf_tokenizer::{GgufTokenizer, SpecialTokens, PRE_TOKENIZERS};
-
 pub use value::{Metadata, Value};

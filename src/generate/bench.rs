@@ -101,7 +101,7 @@ pub fn copy_bandwidth(bytes: usize, reps: usize) -> f64 {
 }
 
 /// The process's peak resident memory (`VmHWM` in /proc/self/status), in bytes.
-fn peak_rss() -> Option<usize> {
+pub fn peak_rss() -> Option<usize> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -1,4 +1,6 @@
-//! A conversation kept as the model's context, in a plain chat template:
+//! A conversation kept as the model's context. An open model renders it
+//! with its own chat template (the Jinja program its file carries); seer's
+//! own models use a plain one:
 //!
 //! ```text
 //! User: first message
@@ -7,13 +9,16 @@
 //! Assistant:
 //! ```
 //!
-//! The model continues after the last `Assistant:`; its reply ends where it
-//! starts a new `User:` line. When the conversation no longer fits the
-//! model's context (leaving room for the reply), the oldest turns are
-//! dropped.
+//! The model continues after the last `Assistant:` (or the template's
+//! opening of a reply); its reply ends where it starts a new `User:` line
+//! (or at the model's end-of-turn token). When the conversation no longer
+//! fits the model's context (leaving room for the reply), the oldest turns
+//! are dropped; a system message is kept.
 
+use crate::formats::{ChatMessage, ChatTemplate};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
+use std::sync::Arc;
 
 /// Who said a turn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -28,6 +33,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name in chat templates and the OpenAI API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
     fn label(self) -> &'static str {
         match self {
             Role::System => "System",
@@ -53,9 +67,23 @@ pub const REPLY_STOP: &str = "\nUser:";
 #[derive(Debug, Clone, Default)]
 pub struct Conversation {
     turns: Vec<Turn>,
+    template: Option<Arc<ChatTemplate>>,
 }
 
 impl Conversation {
+    /// An empty conversation rendered with `template` (an open model's own).
+    pub fn with_template(template: Arc<ChatTemplate>) -> Self {
+        Self {
+            turns: Vec::new(),
+            template: Some(template),
+        }
+    }
+
+    /// Whether the model's own template renders it (else the plain one).
+    pub fn has_template(&self) -> bool {
+        self.template.is_some()
+    }
+
     /// The turns so far, oldest first.
     pub fn turns(&self) -> &[Turn] {
         &self.turns
@@ -79,18 +107,27 @@ impl Conversation {
         });
     }
 
-    /// The template text of the turns from `first` on, ending with an open
-    /// `Assistant:` line for the reply.
-    fn render_from(&self, first: usize) -> String {
+    /// The prompt text of the system message (if any) and the turns from
+    /// `first` on, ending with the opening of the reply.
+    fn render_from(&self, first: usize) -> Result<String> {
+        let system = self.turns.first().filter(|t| t.role == Role::System);
+        let first = first.max(system.map_or(0, |_| 1));
+        let turns = system.into_iter().chain(&self.turns[first..]);
+        if let Some(template) = &self.template {
+            let messages: Vec<ChatMessage> = turns
+                .map(|t| ChatMessage::new(t.role.name(), t.text.as_str()))
+                .collect();
+            return template.render(&messages, true);
+        }
         let mut text = String::new();
-        for turn in &self.turns[first..] {
+        for turn in turns {
             text.push_str(turn.role.label());
             text.push_str(": ");
             text.push_str(&turn.text);
             text.push('\n');
         }
         text.push_str("Assistant:");
-        text
+        Ok(text)
     }
 
     /// The prompt for the next reply: the whole conversation if its tokens
@@ -104,11 +141,13 @@ impl Conversation {
         reply_room: usize,
     ) -> Result<(String, usize)> {
         let budget = context.saturating_sub(reply_room);
-        for first in 0..self.turns.len() {
-            let text = self.render_from(first);
+        let system = usize::from(self.turns.first().is_some_and(|t| t.role == Role::System));
+        for first in system..self.turns.len().max(system + 1) {
+            let text = self.render_from(first)?;
             if tokenizer.encode(&text)?.len() <= budget {
-                self.turns.drain(..first);
-                return Ok((text, first));
+                let dropped = first - system;
+                self.turns.drain(system..first);
+                return Ok((text, dropped));
             }
         }
         Err(Error::Invalid(format!(

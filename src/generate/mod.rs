@@ -7,15 +7,20 @@
 mod bench;
 mod chat;
 mod image;
+mod model;
+mod model_bench;
 mod sampler;
 mod stream;
 mod text;
 
-pub use bench::{bench_generate, copy_bandwidth, GenerateBench};
+pub use bench::{bench_generate, copy_bandwidth, peak_rss, GenerateBench};
 pub use chat::{Conversation, Role, Turn, REPLY_STOP};
 pub use image::{generate_images, DenoisingStep, ImageOptions};
+pub use model::TextModel;
+pub use model_bench::{bench_model, median, ModelBench};
 pub use sampler::{Sampler, SamplingParams};
 pub use stream::{TextStream, Update};
 pub use text::{
-    generate, prompt_tokens, Event, FinishReason, GenerateOptions, Generation, Sequence, Step,
+    generate, generate_from_ids, prompt_tokens, Event, FinishReason, GenerateOptions, Generation,
+    Sequence, Step,
 };

@@ -4,12 +4,10 @@
 //! window slides: the oldest half of the context is dropped and the cache
 //! rebuilt from the newer half (the caller is told once).
 
-use super::{Sampler, TextStream, Update};
-use crate::model::Gpt;
+use super::{Sampler, TextModel, TextStream, Update};
 use crate::nn::KvCache;
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
-use candle_core::{DType, Tensor, D};
 
 /// Why a generation ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -41,6 +39,9 @@ pub struct GenerateOptions {
     pub max_tokens: usize,
     /// End when the text contains any of these (they are left out).
     pub stop: Vec<String>,
+    /// End at any of these token ids (besides `<|endoftext|>`): an open
+    /// model's end-of-sequence and end-of-turn tokens.
+    pub stop_ids: Vec<u32>,
 }
 
 /// Something the caller may want to show while generating.
@@ -82,7 +83,7 @@ pub struct Sequence {
     stream: TextStream,
     max_tokens: usize,
     block_size: usize,
-    end_of_text: Option<u32>,
+    end_ids: Vec<u32>,
     text: String,
     slid: bool,
     finish_reason: Option<FinishReason>,
@@ -100,13 +101,13 @@ pub struct Step {
 impl Sequence {
     /// A generation of `model` after `prompt_ids` (see [`prompt_tokens`]).
     pub fn new(
-        model: &Gpt,
+        model: &dyn TextModel,
         tokenizer: &Tokenizer,
         prompt_ids: Vec<u32>,
         options: &GenerateOptions,
         sampler: Sampler,
     ) -> Result<Self> {
-        let vocab = model.config().vocab_size;
+        let vocab = model.vocab_size();
         if tokenizer.vocab_size() > vocab {
             return Err(Error::Invalid(format!(
                 "the tokenizer has {} tokens but the model only {vocab}: tokenizer.json does not belong to this model",
@@ -125,8 +126,12 @@ impl Sequence {
             sampler,
             stream: TextStream::new(&options.stop),
             max_tokens: options.max_tokens,
-            block_size: model.config().block_size,
-            end_of_text: tokenizer.end_of_text(),
+            block_size: model.context_length(),
+            end_ids: tokenizer
+                .end_of_text()
+                .into_iter()
+                .chain(options.stop_ids.iter().copied())
+                .collect(),
             text: String::new(),
             slid: false,
             finish_reason: (options.max_tokens == 0).then_some(FinishReason::Length),
@@ -165,7 +170,7 @@ impl Sequence {
     /// returns the text it made safe to show.
     pub fn accept(&mut self, tokenizer: &Tokenizer, logits: &[f32]) -> Result<Step> {
         let next = self.sampler.sample(logits, &self.prompt_ids, &self.ids);
-        if Some(next) == self.end_of_text {
+        if self.end_ids.contains(&next) {
             // Text held back for a stop sequence that never came is shown now.
             let rest = self.stream.finish(&self.text);
             return Ok(self.end(FinishReason::Stop, rest));
@@ -227,33 +232,38 @@ impl Sequence {
 /// Generates after `prompt`, calling `on_event` with each new piece of text.
 /// An empty prompt starts from `<|endoftext|>` (BPE) or a newline (char).
 pub fn generate(
-    model: &Gpt,
+    model: &dyn TextModel,
     tokenizer: &Tokenizer,
     prompt: &str,
     options: &GenerateOptions,
     sampler: &mut Sampler,
-    mut on_event: impl FnMut(Event),
+    on_event: impl FnMut(Event),
 ) -> Result<Generation> {
     let prompt_ids = prompt_tokens(tokenizer, prompt)?;
+    generate_from_ids(model, tokenizer, prompt_ids, options, sampler, on_event)
+}
+
+/// Generates after the tokens `prompt_ids` (a prompt already encoded, with
+/// whatever start token the model wants), as [`generate`] does.
+pub fn generate_from_ids(
+    model: &dyn TextModel,
+    tokenizer: &Tokenizer,
+    prompt_ids: Vec<u32>,
+    options: &GenerateOptions,
+    sampler: &mut Sampler,
+    mut on_event: impl FnMut(Event),
+) -> Result<Generation> {
     // The sequence owns the sampler while it runs; it is handed back at the end.
     let owned = std::mem::replace(sampler, Sampler::new(sampler.params().clone())?);
     let mut sequence = Sequence::new(model, tokenizer, prompt_ids, options, owned)?;
-    let device = model.device();
     while sequence.finished().is_none() {
         if sequence.make_room() {
             on_event(Event::WindowSlid {
-                block_size: model.config().block_size,
+                block_size: model.context_length(),
             });
         }
         let pending = sequence.pending().to_vec();
-        let input = Tensor::new(pending.as_slice(), &device)?.unsqueeze(0)?;
-        let logits = model.forward_cached(&input, sequence.cache_mut())?;
-        let last: Vec<f32> = logits
-            .squeeze(0)?
-            .get(pending.len() - 1)?
-            .to_dtype(DType::F32)?
-            .flatten_to(D::Minus1)?
-            .to_vec1()?;
+        let last = model.next_logits(&pending, sequence.cache_mut())?;
         let step = sequence.accept(tokenizer, &last)?;
         if !step.text.is_empty() {
             on_event(Event::Text(&step.text));

@@ -7,6 +7,8 @@ mod dit;
 mod gpt;
 mod gpt_config;
 mod image_model;
+mod llama;
+mod open_model;
 
 pub use clip::{
     contrastive_loss, normalize, ImageEncoder, ImageEncoderConfig, TextEncoder, TextEncoderConfig,
@@ -16,3 +18,5 @@ pub use dit::{Dit, DitConfig};
 pub use gpt::Gpt;
 pub use gpt_config::GptConfig;
 pub use image_model::{caption_ids, ImageModel};
+pub use llama::{Activation, Family, Llama, LlamaConfig, Logits, RopeStyle};
+pub use open_model::OpenModel;

@@ -194,6 +194,7 @@ impl TextRequest {
         let options = GenerateOptions {
             max_tokens: max as usize,
             stop,
+            ..Default::default()
         };
         Ok((options, sampling, n))
     }
