@@ -78,7 +78,7 @@ fn dequantized_weights_give_transformers_logits_in_every_type() {
 /// that moves the logits by up to 0.23 (measured: q8_0 0.15, q4_1 0.16, q4_k
 /// 0.23), so the top token may change only where transformers' own top two
 /// are closer than twice that; the real model is held to the issue's
-/// bounds in `smollm2.rs`.
+/// bounds in `real_models.rs`.
 const ACTIVATION_QUANTIZATION_GAP: f32 = 0.25;
 
 #[test]

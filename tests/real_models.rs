@@ -1,8 +1,10 @@
-//! The real SmolLM2-135M-Instruct (Q4_1 GGUF) against transformers' numbers
-//! for the same file (`tests/fixtures/llama/smollm2*.json`, made by
-//! `scripts/reference/llama_parity.py`). The 98 MB model is not committed:
-//! `scripts/get-model.sh smollm2-135m-instruct` puts it in models/ (CI does);
-//! without it these tests say so and pass without checking.
+//! Real open models against transformers' numbers for the same files
+//! (`tests/fixtures/llama/smollm2*.json`, `gemma3_270m*.json`, made by
+//! `scripts/reference/llama_parity.py` and `gemma3_parity.py`):
+//! SmolLM2-135M-Instruct (Q4_1) and Gemma 3 270M (Q4_K_M). The models are not
+//! committed: `scripts/get-model.sh smollm2-135m-instruct|gemma3-270m` puts
+//! them in models/ (CI fetches SmolLM2); without one, its tests say so and
+//! check nothing.
 
 use seer::eval::perplexity;
 use seer::generate::TextModel;
@@ -15,20 +17,23 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The model file, or `None` (with a note) when it has not been fetched.
-fn model_file() -> Option<PathBuf> {
-    let path = std::env::var_os("SEER_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"));
+/// A model file under models/, or `None` (with a note) when it has not
+/// been fetched.
+fn fetched(file: &str, name: &str) -> Option<PathBuf> {
+    let path = root().join("models").join(file);
     if path.exists() {
         Some(path)
     } else {
         eprintln!(
-            "skipped: {} is missing (run scripts/get-model.sh smollm2-135m-instruct)",
+            "skipped: {} is missing (run scripts/get-model.sh {name})",
             path.display()
         );
         None
     }
+}
+
+fn model_file() -> Option<PathBuf> {
+    fetched("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-135m-instruct")
 }
 
 fn fixture(name: &str) -> Value {
@@ -153,4 +158,44 @@ fn perplexity_matches_transformers_within_one_percent() {
         "{} vs {want}",
         quick.perplexity
     );
+}
+
+/// Gemma 3 270M: transformers' top-50 logits with the weights expanded to
+/// f32, and its greedy continuations followed token by token (teacher
+/// forcing) on the fast path wherever transformers' choice is clear.
+#[test]
+fn gemma3_matches_transformers() {
+    let Some(path) = fetched("gemma-3-270m-q4_k_m.gguf", "gemma3-270m") else {
+        return;
+    };
+    let exact = Llama::open_gguf(&path, Some(256))
+        .unwrap()
+        .dequantized()
+        .unwrap();
+    let fast = Llama::open_gguf(&path, Some(256)).unwrap();
+    for prompt in fixture("gemma3_270m.json")["prompts"].as_array().unwrap() {
+        let label = prompt["label"].as_str().unwrap();
+        let ids: Vec<u32> = numbers(&prompt["ids"]);
+        let logits = exact.next_logits(&ids, &mut exact.new_cache()).unwrap();
+        let top: Vec<usize> = numbers(&prompt["top50_ids"]);
+        let want: Vec<f32> = numbers(&prompt["top50_logits"]);
+        for (&id, &w) in top.iter().zip(&want) {
+            let error = (logits[id] - w).abs() / want[0].abs();
+            assert!(
+                error <= 1e-4,
+                "{label}: token {id} logit {} vs {w}",
+                logits[id]
+            );
+        }
+        let greedy: Vec<u32> = numbers(&prompt["greedy_ids"]);
+        let margins: Vec<f32> = numbers(&prompt["greedy_top2_margins"]);
+        let mut cache = fast.new_cache();
+        let mut next = fast.next_logits(&ids, &mut cache).unwrap();
+        for (&token, &margin) in greedy.iter().zip(&margins) {
+            if margin > 0.5 {
+                assert_eq!(argmax(&next) as u32, token, "{label}: greedy step differs");
+            }
+            next = fast.next_logits(&[token], &mut cache).unwrap();
+        }
+    }
 }
