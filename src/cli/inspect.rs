@@ -3,6 +3,7 @@
 //! analogies, the denoising path of a picture and where its caption words
 //! land in it; in the terminal, as PNG, and as JSON (`--json`) for scripts.
 
+use super::text_model::{LoadedModel, ModelArgs};
 use seer::diffusion::SamplerKind;
 use seer::generate::ImageOptions;
 use seer::inspect::{self, EmbeddingSpace, TokenPiece, WordVector};
@@ -73,8 +74,10 @@ struct TokensArgs {
 
 #[derive(clap::Args)]
 struct NextArgs {
-    #[command(flatten)]
-    model: TextModelArg,
+    /// Model folder (config.json, model.safetensors and tokenizer.json, or
+    /// GPT-2's vocab.json + merges.txt), or an open model's .gguf file.
+    #[arg(short, long)]
+    model: PathBuf,
     /// The prompt.
     prompt: String,
     /// How many of the most likely tokens to show.
@@ -311,8 +314,14 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 }
 
 fn next(args: NextArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = load_text_model(&args.model.model)?;
-    let result = inspect::next_tokens(&model, &tokenizer, &args.prompt, args.top)?;
+    let loaded = LoadedModel::load(&ModelArgs {
+        model: args.model.clone(),
+        weights: super::Weights::F32,
+        device: "cpu".into(),
+        context: 4096,
+    })?;
+    let ids = inspect::fits(loaded.model(), loaded.prompt_ids(&args.prompt)?)?;
+    let result = inspect::next_tokens(loaded.model(), loaded.tokenizer(), &ids, args.top)?;
     if let Some(path) = &args.plot {
         let labels: Vec<String> = result
             .next

@@ -20,6 +20,6 @@ pub use context::{compare_contexts, ContextComparison};
 pub use cross_attention::{cross_attention_maps, cross_attention_strip, CrossAttentionMaps};
 pub use denoise::{denoise_frames, denoise_strip, shown_steps, DenoiseFrame};
 pub use embed::{parse_analogy, pca_2d, EmbeddingSpace, Neighbour, Term, WordVector};
-pub use next::{next_token_probs, next_tokens, prompt_ids, NextToken, NextTokens};
+pub use next::{fits, next_token_probs, next_tokens, prompt_ids, NextToken, NextTokens};
 pub use pictures::{attention_heatmap, probability_bars, token_boxes, word_map};
 pub use tokens::{split_tokens, token_piece, visible, TokenPiece};

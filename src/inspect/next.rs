@@ -2,12 +2,9 @@
 //! model's last logits (temperature 1, nothing filtered), most likely first.
 
 use super::tokens::{token_piece, TokenPiece};
-use crate::generate::prompt_tokens;
-use crate::model::Gpt;
-use crate::nn::Mode;
+use crate::generate::{prompt_tokens, TextModel};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
-use candle_core::{Device, Tensor};
 use serde::Serialize;
 
 /// One candidate next token.
@@ -33,9 +30,13 @@ pub struct NextTokens {
 /// The prompt's token ids ([`prompt_tokens`]: an empty prompt starts from
 /// `<|endoftext|>`, or a newline for a character model), refusing one longer
 /// than the model's context.
-pub fn prompt_ids(model: &Gpt, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
-    let ids = prompt_tokens(tokenizer, prompt)?;
-    let context = model.config().block_size;
+pub fn prompt_ids(model: &dyn TextModel, tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>> {
+    fits(model, prompt_tokens(tokenizer, prompt)?)
+}
+
+/// `ids`, refused when longer than the model's context.
+pub fn fits(model: &dyn TextModel, ids: Vec<u32>) -> Result<Vec<u32>> {
+    let context = model.context_length();
     if ids.len() > context {
         return Err(Error::Invalid(format!(
             "the prompt is {} tokens, more than the model's context of {context}: shorten it",
@@ -47,28 +48,20 @@ pub fn prompt_ids(model: &Gpt, tokenizer: &Tokenizer, prompt: &str) -> Result<Ve
 
 /// The next-token probabilities after `ids`, for every token of the
 /// vocabulary, from the model's logits at the last position.
-pub fn next_token_probs(model: &Gpt, ids: &[u32]) -> Result<Vec<f64>> {
-    let input = Tensor::new(ids, &Device::Cpu)?
-        .to_device(&model.device())?
-        .unsqueeze(0)?;
-    let logits = model.forward(&input, &mut Mode::Eval)?;
-    let last: Vec<f32> = logits
-        .squeeze(0)?
-        .get(ids.len() - 1)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1()?;
+pub fn next_token_probs(model: &dyn TextModel, ids: &[u32]) -> Result<Vec<f64>> {
+    let last = model.next_logits(ids, &mut model.new_cache())?;
     Ok(softmax(&last))
 }
 
-/// The `top` most likely next tokens after `prompt`.
+/// The `top` most likely next tokens after the prompt `ids` (see
+/// [`prompt_ids`]).
 pub fn next_tokens(
-    model: &Gpt,
+    model: &dyn TextModel,
     tokenizer: &Tokenizer,
-    prompt: &str,
+    ids: &[u32],
     top: usize,
 ) -> Result<NextTokens> {
-    let ids = prompt_ids(model, tokenizer, prompt)?;
-    let probs = next_token_probs(model, &ids)?;
+    let probs = next_token_probs(model, ids)?;
     let mut order: Vec<usize> = (0..probs.len()).collect();
     order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
     let next = order
