@@ -17,6 +17,24 @@ pub enum Family {
     Gemma3,
 }
 
+impl Family {
+    /// What token embeddings are multiplied by in a model `n_embd` wide.
+    fn embedding_scale(self, n_embd: usize) -> f32 {
+        match self {
+            Family::Llama => 1.0,
+            Family::Gemma3 => (n_embd as f32).sqrt(),
+        }
+    }
+
+    /// The MLP's gate activation.
+    fn activation(self) -> Activation {
+        match self {
+            Family::Llama => Activation::Silu,
+            Family::Gemma3 => Activation::GeluTanh,
+        }
+    }
+}
+
 /// How RoPE pairs the dimensions of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RopeStyle {
@@ -160,12 +178,8 @@ impl LlamaConfig {
             },
             global_every: gemma.then_some(6),
             attention_scale: 1.0 / (head_dim as f32).sqrt(),
-            embedding_scale: if gemma { (n_embd as f32).sqrt() } else { 1.0 },
-            activation: if gemma {
-                Activation::GeluTanh
-            } else {
-                Activation::Silu
-            },
+            embedding_scale: family.embedding_scale(n_embd),
+            activation: family.activation(),
         };
         config.check()
     }
@@ -269,12 +283,8 @@ impl LlamaConfig {
             } else {
                 1.0 / (head_dim as f32).sqrt()
             },
-            embedding_scale: if gemma { (n_embd as f32).sqrt() } else { 1.0 },
-            activation: if gemma {
-                Activation::GeluTanh
-            } else {
-                Activation::Silu
-            },
+            embedding_scale: family.embedding_scale(n_embd),
+            activation: family.activation(),
         };
         config.check()
     }
