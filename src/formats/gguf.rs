@@ -246,6 +246,17 @@ impl<'a> Reader<'a> {
     /// rest of the file could not hold that many.
     fn count(&mut self, min_item_bytes: usize, what: &str) -> std::result::Result<usize, String> {
         let n = self.u64(what)?;
+        self.bounded(n, min_item_bytes, what)
+    }
+
+    /// `n` items of at least `min_item_bytes` each, refused when the rest
+    /// of the file could not hold that many.
+    fn bounded(
+        &self,
+        n: u64,
+        min_item_bytes: usize,
+        what: &str,
+    ) -> std::result::Result<usize, String> {
         let fits = usize::try_from(n)
             .ok()
             .and_then(|n| n.checked_mul(min_item_bytes.max(1)))
@@ -320,15 +331,7 @@ fn scalar_bytes(ty: u32) -> Option<usize> {
 
 fn read_metadata(reader: &mut Reader, count: u64) -> std::result::Result<Metadata, String> {
     // A key-value pair takes at least 8 (key length) + 4 (type) + 1 bytes.
-    let count = usize::try_from(count)
-        .ok()
-        .filter(|&n| n.saturating_mul(13) <= reader.remaining())
-        .ok_or_else(|| {
-            format!(
-                "the metadata count is {count}, more than the {} bytes left in the file can hold",
-                reader.remaining()
-            )
-        })?;
+    let count = reader.bounded(count, 13, "the metadata count")?;
     let mut entries = Vec::with_capacity(count);
     let mut seen = HashSet::with_capacity(count);
     for i in 0..count {
@@ -348,15 +351,7 @@ fn read_tensor_infos(
     count: u64,
 ) -> std::result::Result<Vec<TensorInfo>, String> {
     // A tensor info takes at least 8 (name length) + 4 (dims) + 4 (type) + 8 (offset) bytes.
-    let count = usize::try_from(count)
-        .ok()
-        .filter(|&n| n.saturating_mul(24) <= reader.remaining())
-        .ok_or_else(|| {
-            format!(
-                "the tensor count is {count}, more than the {} bytes left in the file can hold",
-                reader.remaining()
-            )
-        })?;
+    let count = reader.bounded(count, 24, "the tensor count")?;
     let mut tensors = Vec::with_capacity(count);
     let mut seen = HashSet::with_capacity(count);
     for i in 0..count {
