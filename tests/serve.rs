@@ -553,3 +553,61 @@ fn the_official_openai_python_client_works_unchanged() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+#[test]
+fn an_open_model_is_served_in_its_own_chat_template() {
+    let model = root().join("tests/fixtures/llama/tiny-gemma3-f32.gguf");
+    let model = model.to_str().unwrap();
+    let server = start(&["--model", model, "--context", "64"]);
+    let (status, models) = get(&server, "/v1/models");
+    assert_eq!(status, 200);
+    assert_eq!(models["data"][0]["id"], "tiny-gemma3-f32.gguf");
+
+    let request = json!({
+        "model": "tiny-gemma3-f32.gguf", "prompt": "ROMEO:", "max_tokens": 6, "temperature": 0,
+    });
+    let (status, body) = post(&server, "/v1/completions", request);
+    assert_eq!(status, 200, "{body}");
+    let cli = common::run::seer(&[
+        "generate",
+        "-m",
+        model,
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "6",
+        "--json",
+        "ROMEO:",
+    ]);
+    let cli: Value = serde_json::from_str(cli.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(body["choices"][0]["text"], cli["text"]);
+    assert_eq!(body["usage"]["prompt_tokens"], cli["prompt_tokens"]);
+
+    // Gemma's turns: "<bos><start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n"
+    // is 15 tokens in transformers (tests/fixtures/llama/hf_folders.json).
+    let request = json!({
+        "model": "tiny-gemma3-f32.gguf", "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "hi"}],
+    });
+    let (status, body) = post(&server, "/v1/chat/completions", request);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["usage"]["prompt_tokens"], 15, "{body}");
+    let reply = body["choices"][0]["message"]["content"].as_str().unwrap();
+    let chat = common::run::seer_with_input(
+        &[
+            "chat",
+            "-m",
+            model,
+            "--max-tokens",
+            "4",
+            "--temperature",
+            "0",
+        ],
+        "hi\n",
+    );
+    assert!(
+        !reply.is_empty() && chat.stdout.contains(reply),
+        "the API's reply {reply:?} is seer chat's: {}",
+        chat.stdout
+    );
+}

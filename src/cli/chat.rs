@@ -4,7 +4,7 @@
 //! piped input.
 
 use super::generate::SamplingArgs;
-use super::text_model::{LoadedModel, ModelArgs};
+use super::text_model::ModelArgs;
 use seer::generate::{generate_from_ids, GenerateOptions, Role, Sampler, REPLY_STOP};
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
@@ -56,7 +56,7 @@ fn set(args: &mut Args, name: &str, value: &str) -> anyhow::Result<()> {
 }
 
 pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
-    let loaded = LoadedModel::load(&args.model)?;
+    let loaded = args.model.load()?;
     let tokenizer = loaded.tokenizer();
     Sampler::new(args.sampling.params(0))?;
     let context = loaded.model().context_length();

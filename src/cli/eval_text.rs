@@ -1,6 +1,6 @@
 //! `seer eval perplexity`: how well a text model predicts a text file.
 
-use super::text_model::{LoadedModel, ModelArgs};
+use super::text_model::ModelArgs;
 use seer::eval::perplexity;
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,7 +26,7 @@ pub struct PerplexityArgs {
 pub fn run(args: &PerplexityArgs) -> anyhow::Result<ExitCode> {
     let mut model_args = args.model.clone();
     model_args.context = model_args.context.max(args.ctx);
-    let loaded = LoadedModel::load(&model_args)?;
+    let loaded = model_args.load()?;
     let text = std::fs::read_to_string(&args.file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", args.file.display()))?;
     // As llama-perplexity: the text is encoded as a prompt (with BOS first,

@@ -1,7 +1,7 @@
 //! `seer generate`: sample text from a trained model, streamed to stdout, or
 //! as JSON objects for scripts.
 
-use super::text_model::{LoadedModel, ModelArgs};
+use super::text_model::ModelArgs;
 use seer::generate::{
     generate_from_ids, Event, GenerateOptions, Generation, Sampler, SamplingParams,
 };
@@ -140,12 +140,13 @@ pub fn run(mut args: Args) -> anyhow::Result<ExitCode> {
     let Some(dir) = args.model.clone() else {
         anyhow::bail!("seer generate needs --model (see --help)");
     };
-    let loaded = LoadedModel::load(&ModelArgs {
+    let loaded = ModelArgs {
         model: dir,
         weights: args.weights,
         device: args.device.clone(),
         context: args.context,
-    })?;
+    }
+    .load()?;
     let prompt_ids = loaded.prompt_ids(&args.prompt)?;
     let stop = args.stop.iter().map(|s| unescape(s)).collect();
     let options = GenerateOptions {

@@ -3,7 +3,7 @@
 //! analogies, the denoising path of a picture and where its caption words
 //! land in it; in the terminal, as PNG, and as JSON (`--json`) for scripts.
 
-use super::text_model::{LoadedModel, ModelArgs};
+use super::text_model::ModelArgs;
 use seer::diffusion::SamplerKind;
 use seer::generate::ImageOptions;
 use seer::inspect::{self, EmbeddingSpace, TokenPiece, WordVector};
@@ -314,12 +314,13 @@ fn tokens(args: TokensArgs) -> anyhow::Result<()> {
 }
 
 fn next(args: NextArgs) -> anyhow::Result<()> {
-    let loaded = LoadedModel::load(&ModelArgs {
+    let loaded = ModelArgs {
         model: args.model.clone(),
         weights: super::Weights::F32,
         device: "cpu".into(),
         context: 4096,
-    })?;
+    }
+    .load()?;
     let ids = inspect::fits(loaded.model(), loaded.prompt_ids(&args.prompt)?)?;
     let result = inspect::next_tokens(loaded.model(), loaded.tokenizer(), &ids, args.top)?;
     if let Some(path) = &args.plot {

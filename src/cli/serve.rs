@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Text model folder (config.json, model.safetensors, tokenizer), served
-    /// for /v1/completions and /v1/chat/completions.
+    /// Text model, served for /v1/completions and /v1/chat/completions: a
+    /// model folder (config.json, model.safetensors, tokenizer) or an open
+    /// model's .gguf file (Llama family, Gemma 3), chatting in its own template.
     #[arg(short, long)]
     model: Option<PathBuf>,
     /// Image model folder made by `seer train image`, served for /v1/images/generations.
@@ -29,6 +30,10 @@ pub struct Args {
     /// Weight matrices: f32, or bf16 (faster generation, logits within rounding).
     #[arg(long, value_enum, default_value = "f32")]
     weights: super::Weights,
+    /// Context length for a GGUF model, in tokens (each sequence's KV cache
+    /// holds this many); at most the length it was trained for.
+    #[arg(long, default_value_t = 4096)]
+    context: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,6 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         max_batch: args.max_batch,
         precision: args.weights.precision(),
+        context: args.context,
     };
     serve(&options, |address| {
         println!("seer is serving on http://{address} (the playground is at /; Ctrl-C stops it)");

@@ -1,11 +1,9 @@
-//! Loading a text model for the commands that run one: a seer/GPT-2 model
-//! folder, or an open model's GGUF file (Llama family, Gemma 3).
+//! The flags that name a text model for the commands that run one: a
+//! seer/GPT-2 model folder, or an open model's GGUF file (Llama family,
+//! Gemma 3). Loading is the library's `LoadedModel`.
 
 use seer::device::parse_device;
-use seer::generate::{Conversation, TextModel};
-use seer::model::{Gpt, OpenModel};
-use seer::tokenize::Tokenizer;
-use std::path::Path;
+use seer::generate::LoadedModel;
 
 /// Where a command's text model comes from, as its flags say.
 #[derive(clap::Args, Clone)]
@@ -29,106 +27,18 @@ pub struct ModelArgs {
     pub context: usize,
 }
 
-/// A loaded text model with its tokenizer.
-pub enum LoadedModel {
-    /// seer's own GPT (or GPT-2).
-    Gpt(Box<Gpt>, Box<Tokenizer>),
-    /// An open model from a GGUF file.
-    Open(Box<OpenModel>),
-}
-
-impl LoadedModel {
-    /// Loads what `args` names.
-    pub fn load(args: &ModelArgs) -> anyhow::Result<Self> {
-        let path = &args.model;
-        if OpenModel::is_model_file(path) {
-            if args.device != "cpu" {
-                anyhow::bail!("--device {}: GGUF models run on the CPU only", args.device);
-            }
-            let open = OpenModel::open(path, Some(args.context))?;
-            return Ok(Self::Open(Box::new(open)));
+impl ModelArgs {
+    /// Loads the model these flags name.
+    pub fn load(&self) -> anyhow::Result<LoadedModel> {
+        if seer::model::OpenModel::is_model_file(&self.model) && self.device != "cpu" {
+            anyhow::bail!("--device {}: GGUF models run on the CPU only", self.device);
         }
-        let device = parse_device(&args.device)?;
-        let model = Gpt::load(path, args.weights.precision(), &device)?;
-        Ok(Self::Gpt(
-            Box::new(model),
-            Box::new(Tokenizer::load_model_dir(path)?),
-        ))
-    }
-
-    /// The network.
-    pub fn model(&self) -> &dyn TextModel {
-        match self {
-            Self::Gpt(model, _) => model.as_ref(),
-            Self::Open(open) => open.model(),
-        }
-    }
-
-    /// The tokenizer.
-    pub fn tokenizer(&self) -> &Tokenizer {
-        match self {
-            Self::Gpt(_, tokenizer) => tokenizer,
-            Self::Open(open) => open.tokenizer(),
-        }
-    }
-
-    /// The ids of a plain prompt (an empty one starts from the model's start token).
-    pub fn prompt_ids(&self, text: &str) -> anyhow::Result<Vec<u32>> {
-        Ok(match self {
-            Self::Gpt(_, tokenizer) => seer::generate::prompt_tokens(tokenizer, text)?,
-            Self::Open(open) => {
-                let ids = open.prompt_ids(text)?;
-                if ids.is_empty() {
-                    anyhow::bail!(
-                        "give a prompt: {} has no start token to begin from",
-                        open.name()
-                    );
-                }
-                ids
-            }
-        })
-    }
-
-    /// The ids of a prompt rendered by a chat template.
-    pub fn chat_ids(&self, rendered: &str) -> anyhow::Result<Vec<u32>> {
-        Ok(match self {
-            Self::Gpt(_, tokenizer) => tokenizer.encode(rendered)?,
-            Self::Open(open) => open.chat_ids(rendered)?,
-        })
-    }
-
-    /// The token a model that wants one starts every sequence with (BOS).
-    pub fn start_token(&self) -> Option<u32> {
-        match self {
-            Self::Gpt(..) => None,
-            Self::Open(open) => {
-                let special = open.vocabulary().special();
-                special.bos.filter(|_| special.add_bos)
-            }
-        }
-    }
-
-    /// Token ids that end a generation, besides `<|endoftext|>`.
-    pub fn stop_ids(&self) -> Vec<u32> {
-        match self {
-            Self::Gpt(..) => Vec::new(),
-            Self::Open(open) => open.stop_ids(),
-        }
-    }
-
-    /// An empty conversation in the model's chat template.
-    pub fn conversation(&self) -> Conversation {
-        match self {
-            Self::Gpt(..) => Conversation::default(),
-            Self::Open(open) => Conversation::with_template(open.template().clone()),
-        }
-    }
-
-    /// What to call the model in messages.
-    pub fn describe(&self, path: &Path) -> String {
-        match self {
-            Self::Gpt(..) => path.display().to_string(),
-            Self::Open(open) => format!("{} ({})", open.name(), path.display()),
-        }
+        let device = parse_device(&self.device)?;
+        Ok(LoadedModel::load(
+            &self.model,
+            self.weights.precision(),
+            &device,
+            self.context,
+        )?)
     }
 }

@@ -7,6 +7,7 @@
 mod bench;
 mod chat;
 mod image;
+mod loaded;
 mod model;
 mod model_bench;
 mod sampler;
@@ -16,6 +17,7 @@ mod text;
 pub use bench::{bench_generate, copy_bandwidth, peak_rss, GenerateBench};
 pub use chat::{Conversation, Role, Turn, REPLY_STOP};
 pub use image::{generate_images, DenoisingStep, ImageOptions};
+pub use loaded::LoadedModel;
 pub use model::TextModel;
 pub use model_bench::{bench_model, median, ModelBench};
 pub use sampler::{Sampler, SamplingParams};

@@ -5,11 +5,11 @@
 
 use crate::model::{Gpt, Llama, Logits};
 use crate::nn::KvCache;
-use crate::Result;
+use crate::{Error, Result};
 use candle_core::{DType, Tensor};
 
-/// A causal language model that generation can drive.
-pub trait TextModel {
+/// A causal language model that generation can drive (from any thread).
+pub trait TextModel: Sync {
     /// Token ids the model has logits for.
     fn vocab_size(&self) -> usize;
     /// The most positions a cache holds.
@@ -25,6 +25,34 @@ pub trait TextModel {
     fn next_logits(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Vec<f32>> {
         self.logits(tokens, cache, Logits::Last)
     }
+
+    /// One decode step of several sequences: `tokens[i]` runs after what
+    /// `caches[i]` holds, and row `i` of the result is its next token's
+    /// logits. (A model that can batch them overrides this one-by-one loop.)
+    fn next_logits_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Vec<Vec<f32>>> {
+        check_batch(tokens, caches)?;
+        tokens
+            .iter()
+            .zip(caches.iter_mut())
+            .map(|(&t, cache)| self.next_logits(&[t], cache))
+            .collect()
+    }
+}
+
+/// One token per cache, and at least one.
+fn check_batch(tokens: &[u32], caches: &[&mut KvCache]) -> Result<()> {
+    if tokens.len() != caches.len() || tokens.is_empty() {
+        return Err(Error::Invalid(format!(
+            "{} tokens for {} cached sequences",
+            tokens.len(),
+            caches.len()
+        )));
+    }
+    Ok(())
 }
 
 impl TextModel for Gpt {
@@ -48,6 +76,18 @@ impl TextModel for Gpt {
             Logits::All => logits,
         };
         Ok(logits.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?)
+    }
+
+    fn next_logits_batch(
+        &self,
+        tokens: &[u32],
+        caches: &mut [&mut KvCache],
+    ) -> Result<Vec<Vec<f32>>> {
+        check_batch(tokens, caches)?;
+        Ok(self
+            .forward_cached_batch(tokens, caches)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?)
     }
 }
 

@@ -3,12 +3,12 @@
 //! join between steps; a finished one leaves; one whose client went away
 //! (its event receiver dropped) is stopped and leaves too.
 
-use crate::generate::{FinishReason, GenerateOptions, Sampler, SamplingParams, Sequence};
-use crate::model::Gpt;
+use crate::generate::{
+    FinishReason, GenerateOptions, LoadedModel, Sampler, SamplingParams, Sequence, TextModel,
+};
 use crate::threads::on_pool;
 use crate::tokenize::Tokenizer;
 use crate::Result;
-use candle_core::{DType, Tensor, D};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::sync::Arc;
@@ -59,13 +59,21 @@ struct Active {
 
 impl TextEngine {
     /// Starts the engine thread; it batches up to `max_batch` sequences.
-    pub fn start(model: Gpt, tokenizer: Tokenizer, max_batch: usize) -> Self {
+    pub fn start(model: Arc<LoadedModel>, max_batch: usize) -> Self {
         let (jobs, queue) = std::sync::mpsc::channel();
         let active = Arc::new(AtomicUsize::new(0));
         let count = active.clone();
         std::thread::Builder::new()
             .name("seer-text-engine".into())
-            .spawn(move || run(&model, &tokenizer, &queue, max_batch.max(1), &count))
+            .spawn(move || {
+                run(
+                    model.model(),
+                    model.tokenizer(),
+                    &queue,
+                    max_batch.max(1),
+                    &count,
+                )
+            })
             .expect("the engine thread starts");
         Self { jobs, active }
     }
@@ -84,7 +92,7 @@ impl TextEngine {
 /// The engine loop: admit new jobs, feed every prompt alone, then one token
 /// of every sequence in one batch; until every handle is gone.
 fn run(
-    model: &Gpt,
+    model: &dyn TextModel,
     tokenizer: &Tokenizer,
     queue: &Receiver<Job>,
     max_batch: usize,
@@ -118,7 +126,7 @@ fn run(
 }
 
 /// Starts a job's sequence, or reports why it cannot start.
-fn admit(model: &Gpt, tokenizer: &Tokenizer, job: Job, active: &mut Vec<Active>) {
+fn admit(model: &dyn TextModel, tokenizer: &Tokenizer, job: Job, active: &mut Vec<Active>) {
     let started = Sampler::new(job.sampling)
         .and_then(|sampler| Sequence::new(model, tokenizer, job.prompt_ids, &job.options, sampler));
     match started {
@@ -142,8 +150,7 @@ fn admit(model: &Gpt, tokenizer: &Tokenizer, job: Job, active: &mut Vec<Active>)
 /// One token for every active sequence: those with several tokens to feed
 /// (a new prompt, or a context rebuilt after sliding) alone, the rest in one
 /// batch.
-fn step(model: &Gpt, tokenizer: &Tokenizer, active: &mut [Active]) -> Result<()> {
-    let device = model.device();
+fn step(model: &dyn TextModel, tokenizer: &Tokenizer, active: &mut [Active]) -> Result<()> {
     let mut batch = Vec::new();
     for (i, a) in active.iter_mut().enumerate() {
         a.sequence.make_room();
@@ -152,10 +159,8 @@ fn step(model: &Gpt, tokenizer: &Tokenizer, active: &mut [Active]) -> Result<()>
             batch.push((i, pending[0]));
             continue;
         }
-        let input = Tensor::new(pending.as_slice(), &device)?.unsqueeze(0)?;
-        let logits = model.forward_cached(&input, a.sequence.cache_mut())?;
-        let last = logits.squeeze(0)?.get(pending.len() - 1)?;
-        accept(tokenizer, a, &last)?;
+        let logits = model.next_logits(&pending, a.sequence.cache_mut())?;
+        accept(tokenizer, a, &logits)?;
     }
     if batch.is_empty() {
         return Ok(());
@@ -168,21 +173,17 @@ fn step(model: &Gpt, tokenizer: &Tokenizer, active: &mut [Active]) -> Result<()>
             .filter(|(i, _)| batch.iter().any(|(b, _)| b == i))
             .map(|(_, a)| a.sequence.cache_mut())
             .collect();
-        model.forward_cached_batch(&ids, &mut caches)?
+        model.next_logits_batch(&ids, &mut caches)?
     };
-    for (row, &(i, _)) in batch.iter().enumerate() {
-        accept(tokenizer, &mut active[i], &logits.get(row)?)?;
+    for (row, &(i, _)) in logits.iter().zip(&batch) {
+        accept(tokenizer, &mut active[i], row)?;
     }
     Ok(())
 }
 
-/// Samples a sequence's next token from `logits` (`[vocab]`) and reports it.
-fn accept(tokenizer: &Tokenizer, a: &mut Active, logits: &Tensor) -> Result<()> {
-    let logits: Vec<f32> = logits
-        .to_dtype(DType::F32)?
-        .flatten_to(D::Minus1)?
-        .to_vec1()?;
-    let step = a.sequence.accept(tokenizer, &logits)?;
+/// Samples a sequence's next token from its next-token `logits` and reports it.
+fn accept(tokenizer: &Tokenizer, a: &mut Active, logits: &[f32]) -> Result<()> {
+    let step = a.sequence.accept(tokenizer, logits)?;
     if !step.text.is_empty() {
         let _ = a.events.send(JobEvent::Text(step.text));
     }

@@ -17,8 +17,8 @@ pub use error::ApiError;
 pub use images::ImageService;
 pub use text::TextService;
 
-use crate::model::{Gpt, ImageModel};
-use crate::tokenize::Tokenizer;
+use crate::generate::LoadedModel;
+use crate::model::ImageModel;
 use crate::{Error, Result};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -34,7 +34,7 @@ use std::sync::Arc;
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Text model folder.
+    /// Text model: a model folder or an open model's GGUF file.
     pub model: Option<PathBuf>,
     /// Image model folder.
     pub image_model: Option<PathBuf>,
@@ -48,6 +48,8 @@ pub struct ServeOptions {
     pub max_batch: usize,
     /// The text model's precision (bf16 matrices generate faster).
     pub precision: crate::nn::Precision,
+    /// The most tokens an open model's sequence holds (its KV cache).
+    pub context: usize,
 }
 
 /// What every handler shares.
@@ -67,7 +69,7 @@ impl AppState {
     }
 }
 
-/// The API name of a model folder: its last path component.
+/// The API name of a model folder or file: its last path component.
 fn model_name(dir: &Path) -> String {
     dir.canonicalize()
         .ok()
@@ -83,16 +85,18 @@ pub fn load_state(options: &ServeOptions) -> Result<AppState> {
         ));
     }
     let text = match &options.model {
-        Some(dir) => {
-            let model = Gpt::load(dir, options.precision, &candle_core::Device::Cpu)?;
-            let tokenizer = Tokenizer::load_model_dir(dir)?;
-            let block_size = model.config().block_size;
-            Some(TextService {
-                engine: TextEngine::start(model, tokenizer.clone(), options.max_batch),
-                tokenizer,
-                name: model_name(dir),
-                block_size,
-            })
+        Some(path) => {
+            let model = LoadedModel::load(
+                path,
+                options.precision,
+                &candle_core::Device::Cpu,
+                options.context,
+            )?;
+            Some(TextService::start(
+                model,
+                model_name(path),
+                options.max_batch,
+            ))
         }
         None => None,
     };

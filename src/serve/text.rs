@@ -7,8 +7,7 @@ use super::api::{parse, Prompt, TextRequest};
 use super::engine::{Job, JobEvent, TextEngine};
 use super::error::ApiError;
 use super::{read_body, unix_time, AppState};
-use crate::generate::{prompt_tokens, Conversation, FinishReason, Role, REPLY_STOP};
-use crate::tokenize::Tokenizer;
+use crate::generate::{FinishReason, LoadedModel, Role, REPLY_STOP};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
@@ -26,12 +25,27 @@ use tokio_stream::{StreamExt, StreamMap};
 pub struct TextService {
     /// The engine that runs it.
     pub engine: TextEngine,
-    /// Its tokenizer.
-    pub tokenizer: Tokenizer,
-    /// Its name in the API (the model folder's name).
+    /// The model, for its tokenizer and chat template.
+    pub model: Arc<LoadedModel>,
+    /// Its name in the API (the model folder's or file's name).
     pub name: String,
-    /// Its context length.
-    pub block_size: usize,
+}
+
+impl TextService {
+    /// Starts an engine for `model`, batching up to `max_batch` sequences.
+    pub fn start(model: LoadedModel, name: String, max_batch: usize) -> Self {
+        let model = Arc::new(model);
+        Self {
+            engine: TextEngine::start(model.clone(), max_batch),
+            model,
+            name,
+        }
+    }
+
+    /// The model's context length, in tokens.
+    pub fn context_length(&self) -> usize {
+        self.model.model().context_length()
+    }
 }
 
 /// Which endpoint.
@@ -95,28 +109,35 @@ async fn answer(
         Kind::Chat => CHAT_DEFAULT_TOKENS,
     };
     let (mut options, sampling, n) = request.settings(default_max)?;
-    let prompts = match kind {
-        Kind::Completion => completion_prompts(&request)?,
-        Kind::Chat => {
-            options.stop.push(REPLY_STOP.to_string());
-            vec![chat_prompt(&request, service, options.max_tokens)?]
-        }
-    };
+    options.stop_ids = service.model.stop_ids();
     let param = match kind {
         Kind::Completion => "prompt",
         Kind::Chat => "messages",
     };
+    let encoded = match kind {
+        Kind::Completion => completion_prompts(&request)?
+            .iter()
+            .map(|prompt| service.model.prompt_ids(prompt))
+            .collect(),
+        Kind::Chat => {
+            let (prompt, plain) = chat_prompt(&request, service, options.max_tokens)?;
+            if plain {
+                options.stop.push(REPLY_STOP.to_string());
+            }
+            service.model.chat_ids(&prompt).map(|ids| vec![ids])
+        }
+    };
+    let encoded = encoded.map_err(|e| ApiError::invalid(param, e.to_string()))?;
+    let context = service.context_length();
     let mut choices = Vec::new();
-    for prompt in &prompts {
-        let ids = prompt_tokens(&service.tokenizer, prompt)
-            .map_err(|e| ApiError::invalid(param, e.to_string()))?;
-        if ids.len() >= service.block_size {
+    for ids in encoded {
+        if ids.len() >= context {
             return Err(ApiError::invalid(
                 param,
                 format!(
                     "the prompt is {} tokens; this model's context is {} tokens, with room needed for the reply",
                     ids.len(),
-                    service.block_size
+                    context
                 ),
             )
             .with_code("context_length_exceeded"));
@@ -177,12 +198,14 @@ fn completion_prompts(request: &TextRequest) -> Result<Vec<String>, ApiError> {
 }
 
 /// The chat template's text for a request's messages, with the oldest turns
-/// dropped if the conversation and the reply do not fit the context.
+/// dropped if the conversation and the reply do not fit the context, and
+/// whether it is seer's plain template (whose replies end at the next
+/// `User:` line rather than at an end-of-turn token).
 fn chat_prompt(
     request: &TextRequest,
     service: &TextService,
     max_tokens: usize,
-) -> Result<String, ApiError> {
+) -> Result<(String, bool), ApiError> {
     let messages = match &request.messages {
         Some(m) if !m.is_empty() => m,
         _ => {
@@ -192,7 +215,7 @@ fn chat_prompt(
             ))
         }
     };
-    let mut conversation = Conversation::default();
+    let mut conversation = service.model.conversation();
     for (i, message) in messages.iter().enumerate() {
         let role = match message.role.as_str() {
             "system" | "developer" => Role::System,
@@ -207,22 +230,23 @@ fn chat_prompt(
         };
         conversation.push(role, &message.text());
     }
-    let room = max_tokens.min(service.block_size / 2);
+    let context = service.context_length();
+    let room = max_tokens.min(context / 2);
     let (prompt, _dropped) = conversation
-        .prompt(&service.tokenizer, service.block_size, room)
+        .prompt(service.model.tokenizer(), context, room)
         .map_err(|e| match e {
             crate::Error::Invalid(_) => ApiError::invalid(
                 "messages",
                 format!(
                     "the last message does not fit this model's context of {} tokens with {room} kept for the reply: \
                      send a shorter message or a smaller max_tokens",
-                    service.block_size
+                    context
                 ),
             )
             .with_code("context_length_exceeded"),
             other => ApiError::invalid("messages", other.to_string()),
         })?;
-    Ok(prompt)
+    Ok((prompt, !conversation.has_template()))
 }
 
 /// What every chunk or reply of one request shares.
