@@ -149,3 +149,81 @@ fn broken_gguf_files_fail_in_one_line_naming_the_file() {
         &["--device cuda", "CPU"],
     );
 }
+
+#[test]
+fn inspect_shows_tokens_attention_and_embeddings_of_a_gguf_model() {
+    let model = fixture("tiny-gemma3-f32.gguf");
+    let tokens = seer(&["inspect", "tokens", "-m", &model, "ROMEO: What", "--json"]);
+    assert_eq!(tokens.code, 0, "{}", tokens.stderr);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens.stdout).unwrap();
+    let ids: Vec<u64> = tokens["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_u64().unwrap())
+        .collect();
+    // The fixture's README: "ROMEO: What" is R O M E O : ▁W hat in transformers.
+    assert_eq!(ids, [378, 386, 376, 382, 386, 364, 343, 379, 293]);
+
+    let attention = seer(&[
+        "inspect",
+        "attention",
+        "-m",
+        &model,
+        "ROMEO: What, 12 men?",
+        "--json",
+    ]);
+    assert_eq!(attention.code, 0, "{}", attention.stderr);
+    let maps: serde_json::Value = serde_json::from_str(&attention.stdout).unwrap();
+    assert_eq!(
+        maps["tokens"][0], "<bos>",
+        "the model's start token comes first"
+    );
+    let layers = maps["attention"].as_array().unwrap();
+    assert_eq!(layers.len(), 7);
+    let row = |layer: usize, head: usize, query: usize| -> Vec<f64> {
+        layers[layer][head][query]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_f64().unwrap())
+            .collect()
+    };
+    let last = maps["tokens"].as_array().unwrap().len() - 1;
+    assert!(last >= 8);
+    for layer in 0..7 {
+        for head in 0..2 {
+            let weights = row(layer, head, last);
+            assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+            // Layer 5 is global; the others see the last 4 positions (window 4).
+            let unseen = &weights[..last - 3];
+            if layer == 5 {
+                assert!(unseen.iter().all(|&w| w > 0.0), "layer 5 sees everything");
+            } else {
+                assert!(unseen.iter().all(|&w| w == 0.0), "layer {layer} slides");
+            }
+            assert!(row(layer, head, 2)[3..].iter().all(|&w| w == 0.0), "causal");
+        }
+    }
+
+    let embed = seer(&[
+        "inspect",
+        "embed",
+        "-m",
+        &model,
+        "--neighbours",
+        "The",
+        "--top",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(embed.code, 0, "{}", embed.stderr);
+    let report: serde_json::Value = serde_json::from_str(&embed.stdout).unwrap();
+    let nearest = report["neighbours"]["nearest"].as_array().unwrap();
+    assert_eq!(nearest.len(), 3);
+    let cosines: Vec<f64> = nearest
+        .iter()
+        .map(|n| n["similarity"].as_f64().unwrap())
+        .collect();
+    assert!(cosines.windows(2).all(|w| w[0] >= w[1]) && cosines[0] <= 1.0);
+}

@@ -7,7 +7,7 @@ use super::text_model::ModelArgs;
 use seer::diffusion::SamplerKind;
 use seer::generate::ImageOptions;
 use seer::inspect::{self, EmbeddingSpace, TokenPiece, WordVector};
-use seer::model::{Gpt, ImageModel};
+use seer::model::{Gpt, ImageModel, OpenModel};
 use seer::plot::save_png;
 use seer::tokenize::{Tokenizer, TokenizerKind};
 use std::fmt::Write as _;
@@ -40,13 +40,18 @@ enum View {
     CrossAttention(CrossAttentionArgs),
 }
 
-/// The `--model` of the views that run a GPT.
+/// The `--model` of the views that run a text model.
 #[derive(clap::Args)]
 struct TextModelArg {
     /// Model folder: config.json, model.safetensors and tokenizer.json (or
-    /// GPT-2's vocab.json + merges.txt).
+    /// GPT-2's vocab.json + merges.txt), or an open model's .gguf file.
     #[arg(short, long)]
     model: PathBuf,
+}
+
+/// An open model's file, opened for a look inside (its cache sized for a prompt).
+fn open_model(path: &Path) -> anyhow::Result<OpenModel> {
+    Ok(OpenModel::open(path, Some(4096))?)
 }
 
 /// A text model folder: config.json, model.safetensors and a tokenizer.
@@ -59,7 +64,7 @@ fn load_text_model(dir: &Path) -> anyhow::Result<(Gpt, Tokenizer)> {
 #[derive(clap::Args)]
 struct TokensArgs {
     /// Model folder, or an image model folder (its tokenizer/), or a folder
-    /// made by `seer prepare`.
+    /// made by `seer prepare`, or an open model's .gguf file.
     #[arg(short, long)]
     model: PathBuf,
     /// The text to split.
@@ -267,7 +272,9 @@ fn bar(fraction: f64, width: usize) -> String {
 fn tokens(args: TokensArgs) -> anyhow::Result<()> {
     let dir = &args.model;
     let image_tokenizer = dir.join("tokenizer").join("tokenizer.json");
-    let tokenizer = if image_tokenizer.exists() {
+    let tokenizer = if OpenModel::is_model_file(dir) {
+        open_model(dir)?.tokenizer().clone()
+    } else if image_tokenizer.exists() {
         Tokenizer::load(&image_tokenizer)?
     } else {
         Tokenizer::load_model_dir(dir)?
@@ -364,8 +371,13 @@ fn next(args: NextArgs) -> anyhow::Result<()> {
 }
 
 fn attention(args: AttentionArgs) -> anyhow::Result<()> {
-    let (model, tokenizer) = load_text_model(&args.model.model)?;
-    let maps = inspect::attention_maps(&model, &tokenizer, &args.prompt)?;
+    let path = &args.model.model;
+    let maps = if OpenModel::is_model_file(path) {
+        inspect::open_model_attention_maps(&open_model(path)?, &args.prompt)?
+    } else {
+        let (model, tokenizer) = load_text_model(path)?;
+        inspect::attention_maps(&model, &tokenizer, &args.prompt)?
+    };
     let map = maps.select(args.layer, args.head)?;
     let query = args.query.unwrap_or(maps.tokens.len() - 1);
     let attended = maps.most_attended(&map, query, args.top)?;
@@ -408,7 +420,13 @@ fn attention(args: AttentionArgs) -> anyhow::Result<()> {
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
     let dir = &args.model;
     // An image model's caption encoder has a token embedding too.
-    let (space, tokenizer) = if dir.join("model_index.json").exists() {
+    let (space, tokenizer) = if OpenModel::is_model_file(dir) {
+        let open = open_model(dir)?;
+        (
+            EmbeddingSpace::of_open(open.model()),
+            open.tokenizer().clone(),
+        )
+    } else if dir.join("model_index.json").exists() {
         let model = ImageModel::load(dir, &candle_core::Device::Cpu)?;
         let space = EmbeddingSpace::new(model.text_encoder.token_embeddings())?;
         (space, model.tokenizer)

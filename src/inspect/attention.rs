@@ -2,8 +2,8 @@
 //! prompt attends to each earlier one; a chosen layer and head or their mean,
 //! and the positions a query attends to most.
 
-use super::next::{pieces, prompt_ids};
-use crate::model::Gpt;
+use super::next::{fits, pieces, prompt_ids};
+use crate::model::{Gpt, OpenModel};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
 use candle_core::{Device, Tensor};
@@ -41,6 +41,22 @@ pub fn attention_maps(model: &Gpt, tokenizer: &Tokenizer, prompt: &str) -> Resul
         .map(|w| Ok(w.squeeze(0)?.to_dtype(candle_core::DType::F32)?.to_vec3()?))
         .collect::<Result<_>>()?;
     let tokens = pieces(tokenizer, &ids)?.iter().map(|p| p.text()).collect();
+    Ok(AttentionMaps { tokens, attention })
+}
+
+/// The attention weights of every layer and head of an open model on
+/// `prompt`, from the start token it puts first (a Llama's BOS is where
+/// many heads rest their attention).
+pub fn open_model_attention_maps(model: &OpenModel, prompt: &str) -> Result<AttentionMaps> {
+    let ids = fits(model.model(), model.prompt_ids(prompt)?)?;
+    if ids.is_empty() {
+        return Err(Error::Invalid("give a prompt: it has no tokens".into()));
+    }
+    let attention = model.model().attention_maps(&ids)?;
+    let tokens = pieces(model.tokenizer(), &ids)?
+        .iter()
+        .map(|p| p.text())
+        .collect();
     Ok(AttentionMaps { tokens, attention })
 }
 

@@ -7,7 +7,7 @@
 //! that is several tokens is the mean of their vectors, and says so.
 
 use super::tokens::{token_piece, TokenPiece};
-use crate::model::Gpt;
+use crate::model::{Gpt, Llama};
 use crate::tokenize::{Tokenizer, TokenizerKind};
 use crate::{Error, Result};
 use candle_core::Tensor;
@@ -79,11 +79,28 @@ impl EmbeddingSpace {
         Self::new(model.token_embeddings())
     }
 
+    /// The token embedding of an open model (its quantized rows expanded).
+    pub fn of_open(model: &Llama) -> Self {
+        let matrix = model.embeddings();
+        Self::from_vectors(
+            matrix
+                .to_f32()
+                .chunks_exact(matrix.cols())
+                .map(<[f32]>::to_vec)
+                .collect(),
+        )
+    }
+
     /// The rows of a `[vocab, width]` embedding matrix.
     pub fn new(matrix: &Tensor) -> Result<Self> {
-        let vectors: Vec<Vec<f32>> = matrix.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        Ok(Self::from_vectors(
+            matrix.to_dtype(candle_core::DType::F32)?.to_vec2()?,
+        ))
+    }
+
+    fn from_vectors(vectors: Vec<Vec<f32>>) -> Self {
         let norms = vectors.iter().map(|v| norm(v)).collect();
-        Ok(Self { vectors, norms })
+        Self { vectors, norms }
     }
 
     /// The vector of `word` (see the module's doc); a word the tokenizer

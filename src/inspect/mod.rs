@@ -15,7 +15,7 @@ mod next;
 mod pictures;
 mod tokens;
 
-pub use attention::{attention_maps, Attended, AttentionMaps};
+pub use attention::{attention_maps, open_model_attention_maps, Attended, AttentionMaps};
 pub use context::{compare_contexts, ContextComparison};
 pub use cross_attention::{cross_attention_maps, cross_attention_strip, CrossAttentionMaps};
 pub use denoise::{denoise_frames, denoise_strip, shown_steps, DenoiseFrame};

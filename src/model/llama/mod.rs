@@ -152,6 +152,30 @@ impl Llama {
     /// Runs `tokens` after the positions already in `cache` (which they
     /// join) and returns the logits that `which` asks for.
     pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, which: Logits) -> Result<Vec<f32>> {
+        self.forward_observed(tokens, cache, which, &mut |_| {})
+    }
+
+    /// The attention weights of every layer and head over `tokens` (from an
+    /// empty cache): `[layer][head][query][key]`, each query's row summing
+    /// to 1 over the keys it sees.
+    pub fn attention_maps(&self, tokens: &[u32]) -> Result<Vec<Vec<Vec<Vec<f32>>>>> {
+        let mut maps = Vec::with_capacity(self.config.n_layer);
+        self.forward_observed(tokens, &mut self.new_cache(), Logits::Last, &mut |seen| {
+            maps.push(ops::attention_weights(
+                seen.q, seen.keys, seen.start, seen.shape,
+            ));
+        })?;
+        Ok(maps)
+    }
+
+    /// [`Llama::forward`], showing each layer's attention inputs to `observe`.
+    fn forward_observed(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        which: Logits,
+        observe: &mut dyn FnMut(AttentionInputs),
+    ) -> Result<Vec<f32>> {
         let c = &self.config;
         let n = tokens.len();
         if n == 0 {
@@ -201,6 +225,12 @@ impl Llama {
                 scale: c.attention_scale,
                 window: if sliding { c.sliding_window } else { None },
             };
+            observe(AttentionInputs {
+                q: &q,
+                keys: &layer_cache.keys,
+                start,
+                shape,
+            });
             ops::attention(
                 &q,
                 &layer_cache.keys,
@@ -252,6 +282,20 @@ impl Llama {
     pub fn output(&self) -> &QMatrix {
         self.weights.output()
     }
+
+    /// The token embedding matrix (`vocab × n_embd`, unscaled).
+    pub fn embeddings(&self) -> &QMatrix {
+        &self.weights.embeddings
+    }
+}
+
+/// What one layer's attention reads: the new queries (after RoPE), every
+/// cached key, and where the queries start.
+struct AttentionInputs<'a> {
+    q: &'a [f32],
+    keys: &'a [f32],
+    start: usize,
+    shape: AttentionShape,
 }
 
 /// `x += norm(y)` (or `x += y` without a norm); `y` is overwritten.

@@ -114,8 +114,7 @@ pub fn attention(
         n_head,
         n_kv_head,
         head_dim,
-        scale,
-        window,
+        ..
     } = shape;
     let q_width = n_head * head_dim;
     let kv_width = n_kv_head * head_dim;
@@ -124,34 +123,80 @@ pub fn attention(
     out.par_chunks_mut(head_dim)
         .enumerate()
         .with_min_len(4)
-        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (task, out)| {
+        .for_each_init(Vec::new, |weights: &mut Vec<f32>, (task, out)| {
             let (i, h) = (task / n_head, task % n_head);
-            let position = start + i;
-            let first = window.map_or(0, |w| (position + 1).saturating_sub(w));
             let query = &q[i * q_width + h * head_dim..][..head_dim];
             let kv_offset = (h / group) * head_dim;
-            scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for p in first..=position {
-                let key = &keys[p * kv_width + kv_offset..][..head_dim];
-                let s = dot(query, key) * scale;
-                max = max.max(s);
-                scores.push(s);
-            }
-            let mut sum = 0.0;
-            for s in scores.iter_mut() {
-                *s = (*s - max).exp();
-                sum += *s;
-            }
+            let first = softmax_scores(query, keys, kv_offset, start + i, shape, weights);
             out.fill(0.0);
-            for (p, &w) in (first..=position).zip(scores.iter()) {
+            for (p, &w) in (first..).zip(weights.iter()) {
                 let value = &values[p * kv_width + kv_offset..][..head_dim];
-                let w = w / sum;
                 for (o, &v) in out.iter_mut().zip(value) {
                     *o += w * v;
                 }
             }
         });
+}
+
+/// The attention weights of `n` new queries (as [`attention`] takes them)
+/// over every position `0 .. start + n`, head by head: `[head][query][key]`,
+/// zero where a key is in the future or outside the window.
+pub fn attention_weights(
+    q: &[f32],
+    keys: &[f32],
+    start: usize,
+    shape: AttentionShape,
+) -> Vec<Vec<Vec<f32>>> {
+    let head_dim = shape.head_dim;
+    let n = q.len() / (shape.n_head * head_dim);
+    let group = shape.n_head / shape.n_kv_head;
+    let mut weights = Vec::new();
+    (0..shape.n_head)
+        .map(|h| {
+            (0..n)
+                .map(|i| {
+                    let query = &q[(i * shape.n_head + h) * head_dim..][..head_dim];
+                    let position = start + i;
+                    let kv_offset = (h / group) * head_dim;
+                    let first =
+                        softmax_scores(query, keys, kv_offset, position, shape, &mut weights);
+                    let mut row = vec![0.0; start + n];
+                    row[first..=position].copy_from_slice(&weights);
+                    row
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The softmax over the keys one query at `position` sees (its window up to
+/// itself) of their scaled dot products with `query`, into `weights`;
+/// returns the first key's position.
+fn softmax_scores(
+    query: &[f32],
+    keys: &[f32],
+    kv_offset: usize,
+    position: usize,
+    shape: AttentionShape,
+    weights: &mut Vec<f32>,
+) -> usize {
+    let kv_width = shape.n_kv_head * shape.head_dim;
+    let first = shape.window.map_or(0, |w| (position + 1).saturating_sub(w));
+    weights.clear();
+    let mut max = f32::NEG_INFINITY;
+    for p in first..=position {
+        let key = &keys[p * kv_width + kv_offset..][..shape.head_dim];
+        let s = dot(query, key) * shape.scale;
+        max = max.max(s);
+        weights.push(s);
+    }
+    let mut sum = 0.0;
+    for s in weights.iter_mut() {
+        *s = (*s - max).exp();
+        sum += *s;
+    }
+    weights.iter_mut().for_each(|w| *w /= sum);
+    first
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
