@@ -2,12 +2,14 @@
 //! products with activations (one token for generation, several for a
 //! prompt), split across rayon's threads in coarse blocks of rows.
 
-use super::activations::Activations;
+use super::activations::{Activations, Q8Block};
 use super::dequant::{dequantize_blocks, supported};
+use super::interleaved::{group_block_bytes, Interleaved, GROUP};
 use super::path::KernelPath;
 use super::{portable, GgmlType, WeightBytes};
 use crate::{Error, Result};
 use rayon::prelude::*;
+use std::sync::Arc;
 
 /// Weight bytes a parallel task reads at least: below this the hand-off
 /// between threads costs more than the work it shares.
@@ -20,8 +22,15 @@ const TASKS_PER_THREAD: usize = 2;
 /// on, so that they are read from memory once (half of a 32 KiB L1 cache).
 const L1_BYTES: usize = 16 << 10;
 
+/// Weight bytes of regrouped rows a task multiplies by every activation
+/// row before moving on (a quarter of a 512 KiB L2 cache).
+const L2_BYTES: usize = 128 << 10;
+
 /// Rows the SIMD kernels take at once; tasks hold a multiple of this.
-const ROW_GROUP: usize = 4;
+const ROW_GROUP: usize = GROUP;
+
+/// Activation rows the regrouped kernels take at once.
+const TOKEN_GROUP: usize = 4;
 
 /// A `rows × cols` matrix of `ty` elements, row by row, each row
 /// `ty.row_bytes(cols)` bytes (a GGUF tensor of dimensions `[cols, rows]`).
@@ -32,6 +41,8 @@ pub struct QMatrix {
     cols: usize,
     row_bytes: usize,
     bytes: WeightBytes,
+    /// The rows regrouped for the SIMD kernels, where this CPU runs them.
+    interleaved: Option<Arc<Interleaved>>,
 }
 
 impl QMatrix {
@@ -62,12 +73,18 @@ impl QMatrix {
                 bytes.len()
             )));
         }
+        let interleaved = if KernelPath::Avx2.available() {
+            Interleaved::new(ty, rows, cols, row_bytes as usize, bytes.bytes()).map(Arc::new)
+        } else {
+            None
+        };
         Ok(Self {
             ty,
             rows,
             cols,
             row_bytes: row_bytes as usize,
             bytes,
+            interleaved,
         })
     }
 
@@ -157,25 +174,30 @@ impl QMatrix {
             .chunks_exact(self.cols)
             .map(|x| Activations::new(self.ty, x))
             .collect();
+        if let Some(packed) = self.interleaved.as_deref().filter(|_| path.is_simd()) {
+            let blocks: Vec<&[Q8Block]> = acts
+                .iter()
+                .map(|a| match a {
+                    Activations::Q8(blocks) => blocks.as_slice(),
+                    _ => unreachable!("regrouped types take 32-element blocks"),
+                })
+                .collect();
+            self.in_tasks(n, y, |first, outs| dot_interleaved(packed, first, &blocks, outs));
+            return Ok(());
+        }
+        self.in_tasks(n, y, |first, outs| {
+            self.dot_blocks(path, &acts, first, outs)
+        });
+        Ok(())
+    }
+
+    /// Runs `run(first_row, outputs)` over tasks of whole row groups, in
+    /// parallel; `outputs` holds the task's part of each of the `n` output rows.
+    fn in_tasks(&self, n: usize, y: &mut [f32], run: impl Fn(usize, Vec<&mut [f32]>) + Sync) {
         let chunk = self.task_rows(n);
-        // A task's rows, a cache-sized block at a time, each block times every activation row.
-        let block = (L1_BYTES / self.row_bytes)
-            .max(1)
-            .next_multiple_of(ROW_GROUP);
-        let run = |first: usize, mut outs: Vec<&mut [f32]>| {
-            let len = outs.first().map_or(0, |o| o.len());
-            for start in (0..len).step_by(block) {
-                let end = (start + block).min(len);
-                let w = &self.bytes.bytes()
-                    [(first + start) * self.row_bytes..(first + end) * self.row_bytes];
-                for (x, out) in acts.iter().zip(outs.iter_mut()) {
-                    dot_rows(path, self.ty, w, self.row_bytes, x, &mut out[start..end]);
-                }
-            }
-        };
         if chunk >= self.rows {
             run(0, y.chunks_exact_mut(self.rows).collect());
-            return Ok(());
+            return;
         }
         // Each task takes a block of rows and writes its part of every output row.
         let tasks = self.rows.div_ceil(chunk);
@@ -189,7 +211,29 @@ impl QMatrix {
             .into_par_iter()
             .enumerate()
             .for_each(|(t, outs)| run(t * chunk, outs));
-        Ok(())
+    }
+
+    /// Rows `first ..` (as many as each of `outs` holds) times every
+    /// activation row, a cache-sized block of rows at a time, on `path`.
+    fn dot_blocks(
+        &self,
+        path: KernelPath,
+        acts: &[Activations<'_>],
+        first: usize,
+        mut outs: Vec<&mut [f32]>,
+    ) {
+        let block = (L1_BYTES / self.row_bytes)
+            .max(1)
+            .next_multiple_of(ROW_GROUP);
+        let len = outs.first().map_or(0, |o| o.len());
+        for start in (0..len).step_by(block) {
+            let end = (start + block).min(len);
+            let w =
+                &self.bytes.bytes()[(first + start) * self.row_bytes..(first + end) * self.row_bytes];
+            for (x, out) in acts.iter().zip(outs.iter_mut()) {
+                dot_rows(path, self.ty, w, self.row_bytes, x, &mut out[start..end]);
+            }
+        }
     }
 
     /// The bytes of row `r`.
@@ -203,6 +247,37 @@ impl QMatrix {
         let threads = rayon::current_num_threads();
         let tasks = (work / MIN_TASK_BYTES).clamp(1, threads * TASKS_PER_THREAD);
         self.rows.div_ceil(tasks).next_multiple_of(ROW_GROUP)
+    }
+}
+
+/// Regrouped rows `first ..` (as many as each of `outs` holds, whole
+/// groups) times every activation row in `x`: a cache-sized block of groups
+/// at a time, four activation rows at a time.
+fn dot_interleaved(packed: &Interleaved, first: usize, x: &[&[Q8Block]], mut outs: Vec<&mut [f32]>) {
+    let len = outs.first().map_or(0, |o| o.len());
+    let (first, groups) = (first / GROUP, len / GROUP);
+    let per_group = packed.blocks() * group_block_bytes(packed.ty());
+    let step = (L2_BYTES / per_group).max(1);
+    for start in (0..groups).step_by(step) {
+        let end = (start + step).min(groups);
+        let w = packed.groups(first + start..first + end);
+        for (x, outs) in x.chunks(TOKEN_GROUP).zip(outs.chunks_mut(TOKEN_GROUP)) {
+            let mut outs = outs.iter_mut().map(|o| &mut o[start * GROUP..end * GROUP]);
+            macro_rules! tokens {
+                ($t:literal) => {{
+                    let x: [&[Q8Block]; $t] = std::array::from_fn(|i| x[i]);
+                    let out: [&mut [f32]; $t] = std::array::from_fn(|_| outs.next().expect("one output per row"));
+                    // SAFETY: regrouped weights exist only where the CPU runs AVX2, FMA and F16C.
+                    unsafe { super::interleaved::dot_groups::<$t>(packed.ty(), w, packed.blocks(), x, out) }
+                }};
+            }
+            match x.len() {
+                4 => tokens!(4),
+                3 => tokens!(3),
+                2 => tokens!(2),
+                _ => tokens!(1),
+            }
+        }
     }
 }
 

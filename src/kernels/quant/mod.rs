@@ -23,6 +23,7 @@ mod avx2;
 mod blocks;
 mod bytes;
 mod dequant;
+mod interleaved;
 mod matrix;
 mod path;
 mod portable;

@@ -22,6 +22,11 @@ impl KernelPath {
     /// Every path, widest first.
     pub const ALL: [KernelPath; 3] = [Self::Avx512, Self::Avx2, Self::Portable];
 
+    /// Whether this is a SIMD path (one that runs the regrouped kernels).
+    pub fn is_simd(self) -> bool {
+        self != Self::Portable
+    }
+
     /// The name `SEER_KERNELS` takes for this path.
     pub fn name(self) -> &'static str {
         match self {

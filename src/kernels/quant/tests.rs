@@ -292,7 +292,8 @@ fn every_path_matches_an_f64_reference_within_the_activations_rounding() {
     let mut rng = StdRng::seed_from_u64(11);
     for ty in TYPES {
         for cols in shapes(ty) {
-            for rows in [1, 3, 4, 13, 67] {
+            // 16 and 24: whole groups of eight, which the SIMD paths regroup.
+            for rows in [1, 3, 4, 13, 16, 24, 67] {
                 let m = random_matrix(&mut rng, ty, rows, cols);
                 let w = m.to_f32();
                 let x = random_vec(&mut rng, cols);
@@ -342,10 +343,11 @@ fn simd_paths_equal_the_portable_one_and_matmul_equals_matvecs() {
     let mut rng = StdRng::seed_from_u64(5);
     for ty in TYPES {
         let cols = *shapes(ty).last().unwrap();
-        for rows in [5, 64, 257] {
+        for rows in [5, 64, 257, 136] {
             let m = random_matrix(&mut rng, ty, rows, cols);
             let w = m.to_f32();
-            let n = 3;
+            // Four activation rows at a time and the two left over.
+            let n = 6;
             let x = random_vec(&mut rng, n * cols);
             let mut portable = vec![0f32; n * rows];
             m.matmul_with(KernelPath::Portable, &x, n, &mut portable)

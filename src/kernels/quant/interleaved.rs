@@ -1,0 +1,264 @@
+//! Weights regrouped eight rows at a time, so that one SIMD register holds
+//! a piece of every row of the group: the products then need no horizontal
+//! sums (lane `r` of an accumulator is row `r`), the scales of eight rows
+//! load as one vector, and each activation block is read once per eight
+//! rows. llama.cpp's repacked `Q4_0_8x8` layout follows the same idea.
+//!
+//! For each group of eight rows and each 32-element block, in order:
+//! - the eight rows' f16 scales `d` (16 bytes);
+//! - Q4_1 only: their f16 minimums `m` (16 bytes);
+//! - the quants in four-element pieces: piece `p` of row `r` at byte
+//!   `32·p + 4·r`. Q8_0 has eight pieces (elements `4p .. 4p + 4`, 256
+//!   bytes); Q4_0 and Q4_1 four, whose bytes hold elements `4p .. 4p + 4`
+//!   in their low nibbles and `16 + 4p ..` in their high ones (as GGML
+//!   packs them: 128 bytes).
+//!
+//! So a group takes as many bytes as its eight rows did: only their order
+//! changes.
+
+use super::activations::Q8Block;
+use super::blocks::{self, QK};
+use super::GgmlType;
+
+/// Rows regrouped together.
+pub const GROUP: usize = 8;
+
+/// A `rows × cols` matrix regrouped for the AVX2 kernels.
+#[derive(Clone, Debug)]
+pub struct Interleaved {
+    ty: GgmlType,
+    blocks: usize,
+    bytes: Vec<u8>,
+}
+
+/// Whether weights of type `ty` can be regrouped.
+pub fn can_interleave(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+}
+
+/// Bytes of one group's block of type `ty`.
+pub const fn group_block_bytes(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_1 => 32 + 128,
+        GgmlType::Q4_0 => 16 + 128,
+        _ => 16 + 256,
+    }
+}
+
+impl Interleaved {
+    /// `rows` rows of `cols` elements of `ty` (back to back in `src`, each
+    /// `row_bytes` long) regrouped; `None` for a type that is not regrouped
+    /// or rows that do not fill whole groups.
+    pub fn new(ty: GgmlType, rows: usize, cols: usize, row_bytes: usize, src: &[u8]) -> Option<Self> {
+        if !can_interleave(ty) || rows % GROUP != 0 || cols % QK != 0 {
+            return None;
+        }
+        let blocks = cols / QK;
+        let block_bytes = ty.block_bytes();
+        let quant_at = match ty {
+            GgmlType::Q4_1 => blocks::q4_1::QS,
+            GgmlType::Q4_0 => blocks::q4_0::QS,
+            _ => blocks::q8_0::QS,
+        };
+        let pieces = if ty == GgmlType::Q8_0 { 8 } else { 4 };
+        let mut bytes = Vec::with_capacity(rows / GROUP * blocks * group_block_bytes(ty));
+        for group in 0..rows / GROUP {
+            for b in 0..blocks {
+                let block = |r: usize| {
+                    let start = (group * GROUP + r) * row_bytes + b * block_bytes;
+                    &src[start..start + block_bytes]
+                };
+                for r in 0..GROUP {
+                    bytes.extend_from_slice(&block(r)[..2]);
+                }
+                if ty == GgmlType::Q4_1 {
+                    for r in 0..GROUP {
+                        bytes.extend_from_slice(&block(r)[2..4]);
+                    }
+                }
+                for p in 0..pieces {
+                    for r in 0..GROUP {
+                        bytes.extend_from_slice(&block(r)[quant_at + 4 * p..][..4]);
+                    }
+                }
+            }
+        }
+        Some(Self { ty, blocks, bytes })
+    }
+
+    /// The weight type.
+    pub fn ty(&self) -> GgmlType {
+        self.ty
+    }
+
+    /// Blocks per row.
+    pub fn blocks(&self) -> usize {
+        self.blocks
+    }
+
+    /// The bytes of groups `groups` (a range of group indices).
+    pub fn groups(&self, groups: std::ops::Range<usize>) -> &[u8] {
+        let per_group = self.blocks * group_block_bytes(self.ty);
+        &self.bytes[groups.start * per_group..groups.end * per_group]
+    }
+}
+
+/// `out[t][8g + r] = row (8g + r) · x[t]` for the groups of eight rows in
+/// `w` (whole groups of `blocks` blocks, as [`Interleaved::groups`] gives
+/// them) and `T` activation rows of `blocks` blocks each.
+///
+/// # Safety
+/// The CPU must support AVX2, FMA and F16C. (Sizes are checked here.)
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn dot_groups<const T: usize>(
+    ty: GgmlType,
+    w: &[u8],
+    blocks: usize,
+    x: [&[Q8Block]; T],
+    out: [&mut [f32]; T],
+) {
+    match ty {
+        GgmlType::Q4_0 => dot_groups_of::<T, 0>(w, blocks, x, out),
+        GgmlType::Q4_1 => dot_groups_of::<T, 1>(w, blocks, x, out),
+        GgmlType::Q8_0 => dot_groups_of::<T, 8>(w, blocks, x, out),
+        _ => unreachable!("only regrouped types come here"),
+    }
+}
+
+/// [`dot_groups`] where there is no AVX2 (never called: nothing is regrouped there).
+///
+/// # Safety
+/// None needed; it only panics.
+#[cfg(not(target_arch = "x86_64"))]
+pub unsafe fn dot_groups<const T: usize>(
+    _: GgmlType,
+    _: &[u8],
+    _: usize,
+    _: [&[Q8Block]; T],
+    _: [&mut [f32]; T],
+) {
+    unreachable!("weights are regrouped only where AVX2 runs")
+}
+
+/// [`dot_groups`] for one kind: 0 (Q4_0), 1 (Q4_1) or 8 (Q8_0).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_groups_of<const T: usize, const KIND: u8>(
+    w: &[u8],
+    blocks: usize,
+    x: [&[Q8Block]; T],
+    out: [&mut [f32]; T],
+) {
+    use std::arch::x86_64::*;
+    let ty = match KIND {
+        0 => GgmlType::Q4_0,
+        1 => GgmlType::Q4_1,
+        _ => GgmlType::Q8_0,
+    };
+    let gb = group_block_bytes(ty);
+    let groups = w.len() / (blocks * gb).max(1);
+    assert!(blocks > 0 && w.len() == groups * blocks * gb);
+    assert!(x.iter().all(|x| x.len() == blocks));
+    assert!(out.iter().all(|o| o.len() == groups * GROUP));
+    let low4 = _mm256_set1_epi8(0x0f);
+    let ones = _mm256_set1_epi16(1);
+    // Four activations (one piece) in every 32-bit lane.
+    let piece = |xb: &Q8Block, at: usize| {
+        // SAFETY: `at + 4 <= QK`: the four bytes lie inside the block's quants.
+        _mm256_set1_epi32(unsafe { xb.qs.as_ptr().add(at).cast::<i32>().read_unaligned() })
+    };
+    let mut out = out;
+    for g in 0..groups {
+        let mut acc = [_mm256_setzero_ps(); T];
+        for b in 0..blocks {
+            // SAFETY: this group's block b is `gb` bytes inside `w` (asserted
+            // above); every load below stays inside it.
+            unsafe {
+                let p = w.as_ptr().add((g * blocks + b) * gb);
+                let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
+                let quants = p.add(if KIND == 1 { 32 } else { 16 });
+                let mut sums = [_mm256_setzero_si256(); T];
+                if KIND == 8 {
+                    for k in 0..8 {
+                        let q = _mm256_loadu_si256(quants.add(32 * k).cast());
+                        let magnitude = _mm256_sign_epi8(q, q);
+                        for (sum, xb) in sums.iter_mut().zip(x.iter().map(|x| &x[b])) {
+                            let signed = _mm256_sign_epi8(piece(xb, 4 * k), q);
+                            let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                } else {
+                    // 16-bit sums of eight products of pairs: |Σ| ≤ 8·2·15·127 < 2^15.
+                    for k in 0..4 {
+                        let q = _mm256_loadu_si256(quants.add(32 * k).cast());
+                        let low = _mm256_and_si256(q, low4);
+                        let high = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+                        for (sum, xb) in sums.iter_mut().zip(x.iter().map(|x| &x[b])) {
+                            let a = _mm256_maddubs_epi16(low, piece(xb, 4 * k));
+                            let c = _mm256_maddubs_epi16(high, piece(xb, 16 + 4 * k));
+                            *sum = _mm256_add_epi16(*sum, _mm256_add_epi16(a, c));
+                        }
+                    }
+                    for sum in sums.iter_mut() {
+                        *sum = _mm256_madd_epi16(*sum, ones);
+                    }
+                }
+                let m = if KIND == 1 {
+                    _mm256_cvtph_ps(_mm_loadu_si128(p.add(16).cast()))
+                } else {
+                    d
+                };
+                for ((acc, sum), xb) in acc.iter_mut().zip(sums).zip(x.iter().map(|x| &x[b])) {
+                    let scale = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
+                    // The offset: + m·s (Q4_1), − 8·d·s (Q4_0).
+                    match KIND {
+                        1 => *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.s), *acc),
+                        0 => *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(-8.0 * xb.s), *acc),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            // SAFETY: `o` holds `groups · 8` values (asserted above).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(g * GROUP), acc) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::quant::quantize;
+
+    #[test]
+    fn regrouping_moves_every_byte_once_to_its_documented_place() {
+        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            let (rows, cols) = (16, 64);
+            let src: Vec<u8> = (0..rows)
+                .flat_map(|r| {
+                    let x: Vec<f32> = (0..cols).map(|c| ((r * 7 + c * 3) % 23) as f32 - 11.0).collect();
+                    quantize(ty, &x).unwrap()
+                })
+                .collect();
+            let row_bytes = src.len() / rows;
+            let packed = Interleaved::new(ty, rows, cols, row_bytes, &src).unwrap();
+            assert_eq!(packed.bytes.len(), src.len(), "{ty}: the same size");
+            // Row 11 (group 1, r = 3), block 1.
+            let block = &src[11 * row_bytes + ty.block_bytes()..][..ty.block_bytes()];
+            let group = &packed.groups(1..2)[group_block_bytes(ty)..];
+            assert_eq!(&group[6..8], &block[..2], "{ty}: d");
+            let quants_at = if ty == GgmlType::Q4_1 { 32 } else { 16 };
+            let block_quants = &block[ty.block_bytes() - if ty == GgmlType::Q8_0 { 32 } else { 16 }..];
+            assert_eq!(&group[quants_at + 32 + 12..][..4], &block_quants[4..8], "{ty}: piece 1");
+            if ty == GgmlType::Q4_1 {
+                assert_eq!(&group[16 + 6..16 + 8], &block[2..4], "m");
+            }
+        }
+        assert!(Interleaved::new(GgmlType::Q4_1, 12, 32, 20, &[0; 240]).is_none());
+        assert!(Interleaved::new(GgmlType::Q4K, 8, 256, 144, &[0; 1152]).is_none());
+    }
+}
