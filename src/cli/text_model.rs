@@ -102,7 +102,7 @@ impl LoadedModel {
         match self {
             Self::Gpt(..) => None,
             Self::Open(open) => {
-                let special = open.vocabulary().special();
+                let special = open.special();
                 special.bos.filter(|_| special.add_bos)
             }
         }
