@@ -1,7 +1,7 @@
-//! The commands on open models' GGUF files, through the binary, on the tiny
-//! fixtures (tests/fixtures/llama): generation, chat with the file's
-//! template, the next-token table, perplexity, the speed bench, and one-line
-//! errors for broken files.
+//! The commands on open models' GGUF files and Hugging Face folders,
+//! through the binary, on the tiny fixtures (tests/fixtures/llama):
+//! generation, chat with the file's template, the next-token table,
+//! perplexity, the speed bench, and one-line errors for broken files.
 
 mod common;
 
@@ -147,5 +147,56 @@ fn broken_gguf_files_fail_in_one_line_naming_the_file() {
             "cuda",
         ],
         &["--device cuda", "CPU"],
+    );
+}
+
+#[test]
+fn hugging_face_folders_run_like_gguf_files() {
+    let greedy = |model: &str| {
+        let out = seer(&[
+            "generate",
+            "-m",
+            model,
+            "ROMEO:",
+            "--max-tokens",
+            "5",
+            "--temperature",
+            "0",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let folder = greedy(&fixture("hf-llama"));
+    assert!(!folder.trim().is_empty(), "prints the text");
+    assert_eq!(
+        folder,
+        greedy(&fixture("tiny-f32.gguf")),
+        "the folder holds the GGUF's weights"
+    );
+
+    let chat = seer_with_input(
+        &[
+            "chat",
+            "-m",
+            &fixture("hf-gemma3"),
+            "--max-tokens",
+            "4",
+            "--temperature",
+            "0",
+        ],
+        "hello\n/history\n",
+    );
+    assert_eq!(chat.code, 0, "{}", chat.stderr);
+    assert!(chat.stdout.contains("User: hello"), "{}", chat.stdout);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}"#,
+    )
+    .unwrap();
+    fails(
+        &["generate", "-m", &dir.path().to_string_lossy(), "hi"],
+        &["config.json", "'architectures'", "Qwen2ForCausalLM"],
     );
 }
