@@ -277,7 +277,9 @@ fn a_missing_or_misshapen_tensor_is_named_with_its_file() {
 
 #[test]
 fn configs_seer_cannot_run_are_refused_by_field() {
-    let cases: [(&str, fn(&mut Value), &str); 6] = [
+    /// A fixture folder, a change to its config.json, and what the error says.
+    type Case = (&'static str, fn(&mut Value), &'static str);
+    let cases: [Case; 6] = [
         (
             "hf-llama",
             |c| {

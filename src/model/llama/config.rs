@@ -516,10 +516,11 @@ impl HfConfig<'_> {
             .enumerate()
             .all(|(i, t)| (*t == FULL) == (i + 1).is_multiple_of(every));
         if !regular {
-            return Err(Error::Invalid(format!(
+            return Err(Error::Invalid(
                 "'layer_types' is not a repeating pattern of sliding layers each closed by \
                  one full layer, which is what seer runs"
-            )));
+                    .into(),
+            ));
         }
         Ok(Some(every))
     }
