@@ -189,6 +189,33 @@ fn hugging_face_folders_run_like_gguf_files() {
     assert_eq!(chat.code, 0, "{}", chat.stderr);
     assert!(chat.stdout.contains("User: hello"), "{}", chat.stdout);
 
+    let next = seer(&[
+        "inspect",
+        "next",
+        "-m",
+        &fixture("hf-gemma3"),
+        "ROMEO:",
+        "--json",
+    ]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    let table: serde_json::Value = serde_json::from_str(&next.stdout).unwrap();
+    assert_eq!(table["prompt_tokens"][0], "<bos>", "Gemma's BOS: {table}");
+
+    let text = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt");
+    let ppl = seer(&[
+        "eval",
+        "perplexity",
+        "-m",
+        &fixture("hf-llama"),
+        &text.to_string_lossy(),
+        "--ctx",
+        "32",
+        "--windows",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(ppl.code, 0, "{}", ppl.stderr);
+
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("config.json"),

@@ -1,5 +1,6 @@
 //! Loading a text model for the commands that run one: a seer/GPT-2 model
-//! folder, or an open model's GGUF file (Llama family, Gemma 3).
+//! folder, or an open model (Llama family, Gemma 3) as a GGUF file or a
+//! Hugging Face folder.
 
 use seer::device::parse_device;
 use seer::generate::{Conversation, TextModel};
@@ -12,18 +13,18 @@ use std::path::Path;
 pub struct ModelArgs {
     /// A model folder (config.json, model.safetensors and tokenizer.json, or
     /// GPT-2's vocab.json + merges.txt: a run folder or a Hugging Face GPT-2
-    /// checkpoint), or an open model's .gguf file (Llama family, Gemma 3;
-    /// scripts/get-model.sh fetches one).
+    /// checkpoint), or an open model (Llama family, Gemma 3): a .gguf file
+    /// (scripts/get-model.sh fetches one) or a Hugging Face folder.
     #[arg(short, long)]
     pub model: std::path::PathBuf,
-    /// Weight matrices of a model folder: f32, or bf16 (faster generation,
-    /// logits within rounding). GGUF files keep their own types.
+    /// Weight matrices of a GPT model folder: f32, or bf16 (faster
+    /// generation, logits within rounding). Open models keep their own types.
     #[arg(long, value_enum, default_value = "f32")]
     pub weights: super::Weights,
     /// Device: cpu, cuda or cuda:N.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Context length for a GGUF model, in tokens (its KV cache holds this
+    /// Context length for an open model, in tokens (its KV cache holds this
     /// many); at most the length it was trained for.
     #[arg(long, default_value_t = 4096)]
     pub context: usize,
@@ -33,7 +34,7 @@ pub struct ModelArgs {
 pub enum LoadedModel {
     /// seer's own GPT (or GPT-2).
     Gpt(Box<Gpt>, Box<Tokenizer>),
-    /// An open model from a GGUF file.
+    /// An open model from a GGUF file or a Hugging Face folder.
     Open(Box<OpenModel>),
 }
 
@@ -43,7 +44,10 @@ impl LoadedModel {
         let path = &args.model;
         if OpenModel::is_model_file(path) {
             if args.device != "cpu" {
-                anyhow::bail!("--device {}: GGUF models run on the CPU only", args.device);
+                anyhow::bail!(
+                    "--device {}: open models (GGUF files, Llama and Gemma 3 folders) run on the CPU only",
+                    args.device
+                );
             }
             let open = OpenModel::open(path, Some(args.context))?;
             return Ok(Self::Open(Box::new(open)));
