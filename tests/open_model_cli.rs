@@ -1,7 +1,7 @@
-//! The commands on open models' GGUF files, through the binary, on the tiny
-//! fixtures (tests/fixtures/llama): generation, chat with the file's
-//! template, the next-token table, perplexity, the speed bench, and one-line
-//! errors for broken files.
+//! The commands on open models' GGUF files and Hugging Face folders,
+//! through the binary, on the tiny fixtures (tests/fixtures/llama):
+//! generation, chat with the file's template, the next-token table,
+//! perplexity, the speed bench, and one-line errors for broken files.
 
 mod common;
 
@@ -226,4 +226,82 @@ fn inspect_shows_tokens_attention_and_embeddings_of_a_gguf_model() {
         .map(|n| n["similarity"].as_f64().unwrap())
         .collect();
     assert!(cosines.windows(2).all(|w| w[0] >= w[1]) && cosines[0] <= 1.0);
+}
+
+#[test]
+fn hugging_face_folders_run_like_gguf_files() {
+    let greedy = |model: &str| {
+        let out = seer(&[
+            "generate",
+            "-m",
+            model,
+            "ROMEO:",
+            "--max-tokens",
+            "5",
+            "--temperature",
+            "0",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let folder = greedy(&fixture("hf-llama"));
+    assert!(!folder.trim().is_empty(), "prints the text");
+    assert_eq!(
+        folder,
+        greedy(&fixture("tiny-f32.gguf")),
+        "the folder holds the GGUF's weights"
+    );
+
+    let chat = seer_with_input(
+        &[
+            "chat",
+            "-m",
+            &fixture("hf-gemma3"),
+            "--max-tokens",
+            "4",
+            "--temperature",
+            "0",
+        ],
+        "hello\n/history\n",
+    );
+    assert_eq!(chat.code, 0, "{}", chat.stderr);
+    assert!(chat.stdout.contains("User: hello"), "{}", chat.stdout);
+
+    let next = seer(&[
+        "inspect",
+        "next",
+        "-m",
+        &fixture("hf-gemma3"),
+        "ROMEO:",
+        "--json",
+    ]);
+    assert_eq!(next.code, 0, "{}", next.stderr);
+    let table: serde_json::Value = serde_json::from_str(&next.stdout).unwrap();
+    assert_eq!(table["prompt_tokens"][0], "<bos>", "Gemma's BOS: {table}");
+
+    let text = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/tinyshakespeare.txt");
+    let ppl = seer(&[
+        "eval",
+        "perplexity",
+        "-m",
+        &fixture("hf-llama"),
+        &text.to_string_lossy(),
+        "--ctx",
+        "32",
+        "--windows",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(ppl.code, 0, "{}", ppl.stderr);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}"#,
+    )
+    .unwrap();
+    fails(
+        &["generate", "-m", &dir.path().to_string_lossy(), "hi"],
+        &["config.json", "'architectures'", "Qwen2ForCausalLM"],
+    );
 }

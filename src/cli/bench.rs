@@ -40,10 +40,11 @@ enum What {
     /// llama-bench measures: pp = one batch of --prompt-tokens, tg =
     /// --new-tokens decoded one at a time, medians of --repetitions).
     Generate {
-        /// A GGUF model file to time instead of a preset.
+        /// An open model to time instead of a preset (a GGUF file, or a
+        /// Hugging Face Llama or Gemma 3 folder).
         #[arg(long)]
         model: Option<std::path::PathBuf>,
-        /// Timed repetitions (GGUF models).
+        /// Timed repetitions (open models).
         #[arg(long, default_value_t = 5)]
         repetitions: usize,
         /// Preset whose model shape to time.
@@ -215,7 +216,8 @@ fn train(
     Ok(ExitCode::SUCCESS)
 }
 
-/// `seer bench generate --model FILE.gguf`: llama-bench's pp and tg figures.
+/// `seer bench generate --model FILE.gguf` (or a Hugging Face folder):
+/// llama-bench's pp and tg figures.
 fn bench_open_model(
     path: &std::path::Path,
     prompt_tokens: usize,

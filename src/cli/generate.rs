@@ -72,8 +72,8 @@ pub struct Args {
     prompt: String,
     /// A model folder (config.json, model.safetensors and tokenizer.json, or
     /// GPT-2's vocab.json + merges.txt: a run folder or a Hugging Face GPT-2
-    /// checkpoint), or an open model's .gguf file (Llama family, Gemma 3;
-    /// scripts/get-model.sh fetches one).
+    /// checkpoint), or an open model (Llama family, Gemma 3): a .gguf file
+    /// (scripts/get-model.sh fetches one) or a Hugging Face folder.
     #[arg(short, long, required = true)]
     model: Option<PathBuf>,
     /// Tokens to generate.

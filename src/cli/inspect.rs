@@ -80,7 +80,8 @@ struct TokensArgs {
 #[derive(clap::Args)]
 struct NextArgs {
     /// Model folder (config.json, model.safetensors and tokenizer.json, or
-    /// GPT-2's vocab.json + merges.txt), or an open model's .gguf file.
+    /// GPT-2's vocab.json + merges.txt), or an open model's .gguf file or
+    /// Hugging Face folder (Llama family, Gemma 3).
     #[arg(short, long)]
     model: PathBuf,
     /// The prompt.

@@ -26,6 +26,7 @@
 //! still matched whole in text.
 
 use crate::formats::chat_template::{ChatTemplate, CHATML};
+use crate::formats::special_tokens::{end_of_turn, stop_set, SpecialTokens};
 use crate::formats::{Metadata, Value};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
@@ -59,24 +60,6 @@ const ARCHITECTURE: &str = "general.architecture";
 const UNKNOWN: u64 = 2;
 const CONTROL: u64 = 3;
 const USER_DEFINED: u64 = 4;
-
-/// Tokens that end a turn, by their text, in the order llama.cpp prefers them
-/// for the end-of-turn id when the file names none.
-const END_OF_TURN: [&str; 10] = [
-    "<|eot_id|>",
-    "<|im_end|>",
-    "<|end|>",
-    "<end_of_turn>",
-    "<|endoftext|>",
-    "<|end_of_text|>",
-    "<EOT>",
-    "_<EOT>",
-    "<｜end▁of▁sentence｜>",
-    "<end_of_utterance>",
-];
-
-/// Tokens that end generation besides those above (llama.cpp's end-of-generation set).
-const END_OF_GENERATION: [&str; 3] = ["<|eom_id|>", "<|return|>", "<|call|>"];
 
 /// GPT-2's split: contractions, letters, digits, other symbols, whitespace.
 const GPT2_SPLIT: &str =
@@ -155,33 +138,6 @@ fn pre_tokenizer(name: &str) -> Result<PreTokenizer> {
     })
 }
 
-/// The special tokens of a GGUF vocabulary and how prompts use them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpecialTokens {
-    /// Beginning of sequence (`tokenizer.ggml.bos_token_id`).
-    pub bos: Option<u32>,
-    /// End of sequence (`tokenizer.ggml.eos_token_id`).
-    pub eos: Option<u32>,
-    /// End of turn (`tokenizer.ggml.eot_token_id`, else the first of
-    /// `<|eot_id|>`, `<|im_end|>`, `<|end|>`, `<end_of_turn>`, ... in the vocabulary).
-    pub eot: Option<u32>,
-    /// Padding (`tokenizer.ggml.padding_token_id`).
-    pub pad: Option<u32>,
-    /// Unknown (`tokenizer.ggml.unknown_token_id`).
-    pub unk: Option<u32>,
-    /// Whether a prompt starts with BOS (`tokenizer.ggml.add_bos_token`; when
-    /// absent, llama.cpp's default: yes for SentencePiece and Llama 3, no for
-    /// other byte-level vocabularies).
-    pub add_bos: bool,
-    /// Whether a prompt ends with EOS (`tokenizer.ggml.add_eos_token`, default no).
-    pub add_eos: bool,
-    /// The ids that end generation, ascending: EOS, end of turn, end of
-    /// message (`tokenizer.ggml.eom_token_id`), and every end-of-turn token of
-    /// the vocabulary (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, ...), as
-    /// llama.cpp's end-of-generation set.
-    pub stops: Vec<u32>,
-}
-
 /// A GGUF file's tokenizer: the vocabulary as a seer [`Tokenizer`], its
 /// special tokens and its chat template.
 #[derive(Debug, Clone)]
@@ -241,6 +197,11 @@ impl GgufTokenizer {
         &self.tokenizer
     }
 
+    /// The tokenizer, taken out of the file's other settings.
+    pub fn into_tokenizer(self) -> Tokenizer {
+        self.tokenizer
+    }
+
     /// The special tokens and prompt conventions.
     pub fn special(&self) -> &SpecialTokens {
         &self.special
@@ -262,21 +223,17 @@ impl GgufTokenizer {
     /// does. A prompt rendered by a chat template is encoded without them,
     /// as `apply_chat_template` does: templates write their own BOS.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
-        let mut ids = self.tokenizer.encode(text)?;
-        if add_special {
-            if let (true, Some(bos)) = (self.special.add_bos, self.special.bos) {
-                ids.insert(0, bos);
-            }
-            if let (true, Some(eos)) = (self.special.add_eos, self.special.eos) {
-                ids.push(eos);
-            }
-        }
-        Ok(ids)
+        let ids = self.tokenizer.encode(text)?;
+        Ok(if add_special {
+            self.special.add_to(ids)
+        } else {
+            ids
+        })
     }
 
     /// Whether generating `id` ends the reply.
     pub fn is_stop(&self, id: u32) -> bool {
-        self.special.stops.binary_search(&id).is_ok()
+        self.special.is_stop(id)
     }
 
     /// The file's chat template source (`tokenizer.chat_template`), if it has one.
@@ -370,7 +327,7 @@ fn special_tokens(
     let eom = id("eom_token_id")?;
     let eot = match id("eot_token_id")? {
         Some(eot) => Some(eot),
-        None => END_OF_TURN.iter().find_map(|text| by_text(text)),
+        None => end_of_turn(by_text),
     };
     let add_bos = metadata.opt_bool(ADD_BOS)?.unwrap_or(default_add_bos);
     let add_eos = metadata.opt_bool(ADD_EOS)?.unwrap_or(false);
@@ -384,18 +341,7 @@ fn special_tokens(
             )));
         }
     }
-    let mut stops: Vec<u32> = [eos, eot, eom]
-        .into_iter()
-        .flatten()
-        .chain(
-            END_OF_TURN
-                .iter()
-                .chain(&END_OF_GENERATION)
-                .filter_map(|t| by_text(t)),
-        )
-        .collect();
-    stops.sort_unstable();
-    stops.dedup();
+    let stops = stop_set([eos, eot, eom].into_iter().flatten(), by_text);
     Ok(SpecialTokens {
         bos,
         eos,

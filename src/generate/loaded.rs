@@ -1,6 +1,6 @@
 //! A text model as the commands and the server run it: seer's own GPT (or
 //! GPT-2) from a model folder, or an open model (Llama family, Gemma 3) from
-//! a GGUF file, each with its tokenizer and its way of starting, ending and
+//! a GGUF file or a Hugging Face folder, each with its tokenizer and its way of starting, ending and
 //! chatting.
 
 use super::{prompt_tokens, Conversation, TextModel};
@@ -15,7 +15,7 @@ use std::path::Path;
 pub enum LoadedModel {
     /// seer's own GPT (or GPT-2).
     Gpt(Box<Gpt>, Box<Tokenizer>),
-    /// An open model from a GGUF file.
+    /// An open model from a GGUF file or a Hugging Face folder.
     Open(Box<OpenModel>),
 }
 
@@ -102,7 +102,7 @@ impl LoadedModel {
         match self {
             Self::Gpt(..) => None,
             Self::Open(open) => {
-                let special = open.vocabulary().special();
+                let special = open.special();
                 special.bos.filter(|_| special.add_bos)
             }
         }

@@ -49,7 +49,13 @@ impl Interleaved {
     /// `rows` rows of `cols` elements of `ty` (back to back in `src`, each
     /// `row_bytes` long) regrouped; `None` for a type that is not regrouped
     /// or rows that do not fill whole groups.
-    pub fn new(ty: GgmlType, rows: usize, cols: usize, row_bytes: usize, src: &[u8]) -> Option<Self> {
+    pub fn new(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        row_bytes: usize,
+        src: &[u8],
+    ) -> Option<Self> {
         if !can_interleave(ty) || rows % GROUP != 0 || cols % QK != 0 {
             return None;
         }
@@ -240,7 +246,9 @@ mod tests {
             let (rows, cols) = (16, 64);
             let src: Vec<u8> = (0..rows)
                 .flat_map(|r| {
-                    let x: Vec<f32> = (0..cols).map(|c| ((r * 7 + c * 3) % 23) as f32 - 11.0).collect();
+                    let x: Vec<f32> = (0..cols)
+                        .map(|c| ((r * 7 + c * 3) % 23) as f32 - 11.0)
+                        .collect();
                     quantize(ty, &x).unwrap()
                 })
                 .collect();
@@ -252,8 +260,13 @@ mod tests {
             let group = &packed.groups(1..2)[group_block_bytes(ty)..];
             assert_eq!(&group[6..8], &block[..2], "{ty}: d");
             let quants_at = if ty == GgmlType::Q4_1 { 32 } else { 16 };
-            let block_quants = &block[ty.block_bytes() - if ty == GgmlType::Q8_0 { 32 } else { 16 }..];
-            assert_eq!(&group[quants_at + 32 + 12..][..4], &block_quants[4..8], "{ty}: piece 1");
+            let block_quants =
+                &block[ty.block_bytes() - if ty == GgmlType::Q8_0 { 32 } else { 16 }..];
+            assert_eq!(
+                &group[quants_at + 32 + 12..][..4],
+                &block_quants[4..8],
+                "{ty}: piece 1"
+            );
             if ty == GgmlType::Q4_1 {
                 assert_eq!(&group[16 + 6..16 + 8], &block[2..4], "m");
             }

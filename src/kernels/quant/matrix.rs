@@ -182,7 +182,9 @@ impl QMatrix {
                     _ => unreachable!("regrouped types take 32-element blocks"),
                 })
                 .collect();
-            self.in_tasks(n, y, |first, outs| dot_interleaved(packed, first, &blocks, outs));
+            self.in_tasks(n, y, |first, outs| {
+                dot_interleaved(packed, first, &blocks, outs)
+            });
             return Ok(());
         }
         self.in_tasks(n, y, |first, outs| {
@@ -228,8 +230,8 @@ impl QMatrix {
         let len = outs.first().map_or(0, |o| o.len());
         for start in (0..len).step_by(block) {
             let end = (start + block).min(len);
-            let w =
-                &self.bytes.bytes()[(first + start) * self.row_bytes..(first + end) * self.row_bytes];
+            let w = &self.bytes.bytes()
+                [(first + start) * self.row_bytes..(first + end) * self.row_bytes];
             for (x, out) in acts.iter().zip(outs.iter_mut()) {
                 dot_rows(path, self.ty, w, self.row_bytes, x, &mut out[start..end]);
             }
@@ -253,7 +255,12 @@ impl QMatrix {
 /// Regrouped rows `first ..` (as many as each of `outs` holds, whole
 /// groups) times every activation row in `x`: a cache-sized block of groups
 /// at a time, four activation rows at a time.
-fn dot_interleaved(packed: &Interleaved, first: usize, x: &[&[Q8Block]], mut outs: Vec<&mut [f32]>) {
+fn dot_interleaved(
+    packed: &Interleaved,
+    first: usize,
+    x: &[&[Q8Block]],
+    mut outs: Vec<&mut [f32]>,
+) {
     let len = outs.first().map_or(0, |o| o.len());
     let (first, groups) = (first / GROUP, len / GROUP);
     let per_group = packed.blocks() * group_block_bytes(packed.ty());
@@ -266,9 +273,18 @@ fn dot_interleaved(packed: &Interleaved, first: usize, x: &[&[Q8Block]], mut out
             macro_rules! tokens {
                 ($t:literal) => {{
                     let x: [&[Q8Block]; $t] = std::array::from_fn(|i| x[i]);
-                    let out: [&mut [f32]; $t] = std::array::from_fn(|_| outs.next().expect("one output per row"));
+                    let out: [&mut [f32]; $t] =
+                        std::array::from_fn(|_| outs.next().expect("one output per row"));
                     // SAFETY: regrouped weights exist only where the CPU runs AVX2, FMA and F16C.
-                    unsafe { super::interleaved::dot_groups::<$t>(packed.ty(), w, packed.blocks(), x, out) }
+                    unsafe {
+                        super::interleaved::dot_groups::<$t>(
+                            packed.ty(),
+                            w,
+                            packed.blocks(),
+                            x,
+                            out,
+                        )
+                    }
                 }};
             }
             match x.len() {

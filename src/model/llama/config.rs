@@ -147,6 +147,14 @@ impl LlamaConfig {
                     key("rope.scaling.type")
                 )));
             }
+            let factor = meta.opt_f64(&key("rope.scaling.factor"))?;
+            if let Some(f) = factor.filter(|&f| kind == "linear" && f != 1.0) {
+                return Err(Error::Invalid(format!(
+                    "{} 'linear' by {} {f} is not supported (seer runs unscaled RoPE)",
+                    key("rope.scaling.type"),
+                    key("rope.scaling.factor")
+                )));
+            }
         }
         let vocab_size = match meta.opt_u64(&key("vocab_size"))? {
             Some(n) => to_usize(n, &key("vocab_size"))?,
@@ -184,102 +192,56 @@ impl LlamaConfig {
         config.check()
     }
 
-    /// The config in a Hugging Face `config.json` (`LlamaForCausalLM` or
-    /// `Gemma3ForCausalLM`), whose weights keep q/k in Hugging Face's order.
+    /// The config in a Hugging Face `config.json` (`LlamaForCausalLM`, or
+    /// `Gemma3ForCausalLM` with `model_type` `gemma3_text`), whose weights
+    /// keep q/k in Hugging Face's order, so RoPE pairs halves. Reads
+    /// transformers 5's `rope_parameters` and `layer_types` as well as
+    /// transformers 4's `rope_theta`, `rope_scaling`, `rope_local_base_freq`
+    /// and `sliding_window_pattern`; absent fields take transformers'
+    /// defaults. What seer cannot run (another architecture, scaled RoPE,
+    /// biases, soft-capping, an irregular pattern of sliding layers) is
+    /// refused by field name.
     pub fn from_hf(json: &serde_json::Value) -> Result<Self> {
-        let field = |k: &str| json.get(k).filter(|v| !v.is_null());
-        let int = |k: &str| -> Result<usize> {
-            field(k)
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| {
-                    Error::Invalid(format!("config.json: '{k}' should be a whole number"))
-                })
-                .and_then(|v| to_usize(v, k))
-        };
-        let float = |k: &str, default: f64| -> Result<f32> {
-            match field(k) {
-                None => Ok(default as f32),
-                Some(v) => v.as_f64().map(|f| f as f32).ok_or_else(|| {
-                    Error::Invalid(format!("config.json: '{k}' should be a number"))
-                }),
-            }
-        };
-        let archs: Vec<&str> = field("architectures")
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
-            .unwrap_or_default();
-        let family = if archs.contains(&"LlamaForCausalLM") {
-            Family::Llama
-        } else if archs.contains(&"Gemma3ForCausalLM") {
-            Family::Gemma3
-        } else {
-            return Err(Error::Invalid(format!(
-                "config.json: 'architectures' is {archs:?}; seer runs LlamaForCausalLM and Gemma3ForCausalLM"
-            )));
-        };
-        if let Some(scaling) = field("rope_scaling") {
-            let kind = scaling
-                .get("rope_type")
-                .or_else(|| scaling.get("type"))
-                .and_then(|t| t.as_str())
-                .unwrap_or("?");
-            if kind != "default" && kind != "linear" {
-                return Err(Error::Invalid(format!(
-                    "config.json: 'rope_scaling' of type '{kind}' is not supported"
-                )));
-            }
-        }
-        if field("attention_bias").and_then(|b| b.as_bool()) == Some(true)
-            || field("mlp_bias").and_then(|b| b.as_bool()) == Some(true)
-        {
-            return Err(Error::Invalid(
-                "config.json: 'attention_bias'/'mlp_bias' true is not supported".into(),
-            ));
-        }
-        let n_embd = int("hidden_size")?;
-        let n_head = int("num_attention_heads")?;
-        let head_dim = match field("head_dim") {
-            Some(_) => int("head_dim")?,
-            None if n_head > 0 => n_embd / n_head,
-            None => 0,
-        };
+        let hf = HfConfig(json);
+        let family = hf.family()?;
         let gemma = family == Family::Gemma3;
-        let rope_theta = float("rope_theta", 10_000.0)?;
+        hf.refuse_unsupported(family)?;
+        let n_embd = hf.int("hidden_size")?;
+        let n_head = hf.int("num_attention_heads")?;
+        let n_layer = hf.int("num_hidden_layers")?;
+        let head_dim = match hf.field("head_dim") {
+            Some(_) => hf.int("head_dim")?,
+            None => n_embd / n_head.max(1),
+        };
+        let (rope_theta, rope_local_theta) = hf.rope_bases(family)?;
         let config = Self {
             family,
-            n_layer: int("num_hidden_layers")?,
+            n_layer,
             n_embd,
-            n_ff: int("intermediate_size")?,
+            n_ff: hf.int("intermediate_size")?,
             n_head,
-            n_kv_head: match field("num_key_value_heads") {
-                Some(_) => int("num_key_value_heads")?,
+            n_kv_head: match hf.field("num_key_value_heads") {
+                Some(_) => hf.int("num_key_value_heads")?,
                 None => n_head,
             },
             head_dim,
-            vocab_size: int("vocab_size")?,
-            context_length: int("max_position_embeddings")?,
-            rms_eps: float("rms_norm_eps", 1e-6)?,
+            vocab_size: hf.int("vocab_size")?,
+            context_length: hf.int("max_position_embeddings")?,
+            rms_eps: hf.float("rms_norm_eps", 1e-6)?,
             rope_theta,
-            rope_local_theta: if gemma {
-                float("rope_local_base_freq", 10_000.0)?
-            } else {
-                rope_theta
-            },
+            rope_local_theta,
             rope_style: RopeStyle::Halves,
-            sliding_window: match field("sliding_window") {
-                Some(_) if gemma => Some(int("sliding_window")?),
+            sliding_window: match hf.field("sliding_window") {
+                Some(_) if gemma => Some(hf.int("sliding_window")?),
+                // transformers' Gemma3TextConfig default.
+                None if gemma => Some(4096),
                 _ => None,
             },
-            global_every: if gemma {
-                Some(match field("sliding_window_pattern") {
-                    Some(_) => int("sliding_window_pattern")?,
-                    None => 6,
-                })
-            } else {
-                None
-            },
+            global_every: hf.global_every(family, n_layer)?,
             attention_scale: if gemma {
-                1.0 / float("query_pre_attn_scalar", head_dim as f64)?.sqrt()
+                // transformers' default is 256 (the head width of the real
+                // checkpoints), not this model's head width.
+                1.0 / hf.float("query_pre_attn_scalar", 256.0)?.sqrt()
             } else {
                 1.0 / (head_dim as f32).sqrt()
             },
@@ -287,6 +249,18 @@ impl LlamaConfig {
             activation: family.activation(),
         };
         config.check()
+    }
+
+    /// Whether the output layer is the token embedding: `config.json`'s
+    /// `tie_word_embeddings`, by default false for Llama and true for Gemma 3
+    /// (transformers' defaults).
+    pub(super) fn hf_tied_embeddings(&self, json: &serde_json::Value) -> Result<bool> {
+        match HfConfig(json).field("tie_word_embeddings") {
+            None => Ok(self.family == Family::Gemma3),
+            Some(v) => v.as_bool().ok_or_else(|| {
+                Error::Invalid("'tie_word_embeddings' should be true or false".into())
+            }),
+        }
     }
 
     /// Whether layer `layer` attends through the sliding window.
@@ -350,6 +324,234 @@ impl LlamaConfig {
             ));
         }
         Ok(self)
+    }
+}
+
+/// The fields of a Hugging Face `config.json`; errors name the field.
+struct HfConfig<'a>(&'a serde_json::Value);
+
+impl HfConfig<'_> {
+    /// Field `k`, unless absent or null.
+    fn field(&self, k: &str) -> Option<&serde_json::Value> {
+        self.0.get(k).filter(|v| !v.is_null())
+    }
+
+    fn int(&self, k: &str) -> Result<usize> {
+        self.field(k)
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::Invalid(format!("'{k}' should be a whole number")))
+            .and_then(|v| to_usize(v, k))
+    }
+
+    fn float(&self, k: &str, default: f64) -> Result<f32> {
+        match self.field(k) {
+            None => Ok(default as f32),
+            Some(v) => v
+                .as_f64()
+                .map(|f| f as f32)
+                .ok_or_else(|| Error::Invalid(format!("'{k}' should be a number"))),
+        }
+    }
+
+    fn string(&self, k: &str) -> Option<&str> {
+        self.field(k).and_then(|v| v.as_str())
+    }
+
+    /// The family from `architectures` (else `model_type`).
+    fn family(&self) -> Result<Family> {
+        let archs: Vec<&str> = self
+            .field("architectures")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+            .unwrap_or_default();
+        let model_type = self.string("model_type");
+        let family = if archs.contains(&"LlamaForCausalLM") {
+            Family::Llama
+        } else if archs.contains(&"Gemma3ForCausalLM") {
+            Family::Gemma3
+        } else if !archs.is_empty() {
+            return Err(Error::Invalid(format!(
+                "'architectures' is {archs:?}; seer runs LlamaForCausalLM and Gemma3ForCausalLM"
+            )));
+        } else {
+            match model_type {
+                Some("llama") => Family::Llama,
+                Some("gemma3_text") => Family::Gemma3,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "no 'architectures', and 'model_type' is {other:?}; \
+                         seer runs 'llama' and 'gemma3_text'"
+                    )))
+                }
+            }
+        };
+        if let (Family::Gemma3, Some(t)) = (family, model_type) {
+            if t != "gemma3_text" {
+                return Err(Error::Invalid(format!(
+                    "'model_type' is '{t}'; seer runs Gemma3ForCausalLM from a 'gemma3_text' config"
+                )));
+            }
+        }
+        Ok(family)
+    }
+
+    /// Refuses biases, another activation and, for Gemma 3, soft-capping and
+    /// bidirectional attention.
+    fn refuse_unsupported(&self, family: Family) -> Result<()> {
+        let on = |k: &str| self.field(k).and_then(|b| b.as_bool()) == Some(true);
+        for flag in ["attention_bias", "mlp_bias"] {
+            if on(flag) {
+                return Err(Error::Invalid(format!("'{flag}' true is not supported")));
+            }
+        }
+        let (key, wanted) = match family {
+            Family::Llama => ("hidden_act", "silu"),
+            Family::Gemma3 => ("hidden_activation", "gelu_pytorch_tanh"),
+        };
+        match self.string(key) {
+            Some(act) if act != wanted => Err(Error::Invalid(format!(
+                "'{key}' '{act}' is not supported ({wanted})"
+            ))),
+            _ => Ok(()),
+        }?;
+        if family == Family::Gemma3 {
+            for cap in ["attn_logit_softcapping", "final_logit_softcapping"] {
+                if self.field(cap).is_some() {
+                    return Err(Error::Invalid(format!("'{cap}' is not supported (null)")));
+                }
+            }
+            if on("use_bidirectional_attention") {
+                return Err(Error::Invalid(
+                    "'use_bidirectional_attention' true is not supported".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// RoPE's base frequencies for global and sliding layers.
+    fn rope_bases(&self, family: Family) -> Result<(f32, f32)> {
+        let gemma = family == Family::Gemma3;
+        let global_default = if gemma { 1_000_000.0 } else { 10_000.0 };
+        let local = || -> Result<Option<f32>> {
+            Ok(if gemma {
+                Some(self.float("rope_local_base_freq", 10_000.0)?)
+            } else {
+                None
+            })
+        };
+        let Some(params) = self.field("rope_parameters") else {
+            if let Some(scaling) = self.field("rope_scaling") {
+                rope_base(scaling, "rope_scaling", 0.0)?;
+            }
+            let global = self.float("rope_theta", global_default)?;
+            return Ok((global, local()?.unwrap_or(global)));
+        };
+        let (full, sliding) = (
+            params.get("full_attention"),
+            params.get("sliding_attention"),
+        );
+        if gemma && (full.is_some() || sliding.is_some()) {
+            let base = |p: Option<&serde_json::Value>, k: &str, default: f64| match p {
+                Some(p) => rope_base(p, &format!("rope_parameters.{k}"), default),
+                None => Ok(default as f32),
+            };
+            return Ok((
+                base(full, "full_attention", global_default)?,
+                base(sliding, "sliding_attention", 10_000.0)?,
+            ));
+        }
+        let global = rope_base(params, "rope_parameters", global_default)?;
+        Ok((global, local()?.unwrap_or(global)))
+    }
+
+    /// Every how many layers one attends globally: Gemma 3's `layer_types`
+    /// (which must repeat sliding layers closed by one full layer), else
+    /// `sliding_window_pattern` (default 6). `None` for Llama, whose layers
+    /// must all be full.
+    fn global_every(&self, family: Family, n_layer: usize) -> Result<Option<usize>> {
+        const FULL: &str = "full_attention";
+        const SLIDING: &str = "sliding_attention";
+        let Some(list) = self.field("layer_types") else {
+            return Ok(match family {
+                Family::Llama => None,
+                Family::Gemma3 => Some(
+                    match ["sliding_window_pattern", "_sliding_window_pattern"]
+                        .into_iter()
+                        .find(|k| self.field(k).is_some())
+                    {
+                        Some(k) => self.int(k)?,
+                        None => 6,
+                    },
+                ),
+            });
+        };
+        let types: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+            .unwrap_or_default();
+        if types.len() != n_layer {
+            return Err(Error::Invalid(format!(
+                "'layer_types' should list {n_layer} layer types ('{FULL}' or '{SLIDING}')"
+            )));
+        }
+        let allowed: &[&str] = match family {
+            Family::Llama => &[FULL],
+            Family::Gemma3 => &[FULL, SLIDING],
+        };
+        if let Some(t) = types.iter().find(|t| !allowed.contains(t)) {
+            return Err(Error::Invalid(format!(
+                "'layer_types' holds '{t}'; seer runs {allowed:?} here"
+            )));
+        }
+        if family == Family::Llama {
+            return Ok(None);
+        }
+        let every = types
+            .iter()
+            .position(|t| *t == FULL)
+            .map_or(n_layer + 1, |i| i + 1);
+        let regular = types
+            .iter()
+            .enumerate()
+            .all(|(i, t)| (*t == FULL) == (i + 1).is_multiple_of(every));
+        if !regular {
+            return Err(Error::Invalid(
+                "'layer_types' is not a repeating pattern of sliding layers each closed by \
+                 one full layer, which is what seer runs"
+                    .into(),
+            ));
+        }
+        Ok(Some(every))
+    }
+}
+
+/// The base frequency of one set of RoPE parameters (`rope_theta`, else
+/// `default`); scaled RoPE (anything but `default`, or `linear` by 1) is
+/// refused.
+fn rope_base(params: &serde_json::Value, name: &str, default: f64) -> Result<f32> {
+    if !params.is_object() {
+        return Err(Error::Invalid(format!("'{name}' should be an object")));
+    }
+    let kind = params
+        .get("rope_type")
+        .or_else(|| params.get("type"))
+        .and_then(|t| t.as_str())
+        .unwrap_or("default");
+    let factor = params.get("factor").and_then(|f| f.as_f64());
+    let unscaled = kind == "default" || (kind == "linear" && factor.unwrap_or(1.0) == 1.0);
+    if !unscaled {
+        return Err(Error::Invalid(format!(
+            "'{name}' has rope_type '{kind}' (factor {}); seer runs unscaled RoPE ('default')",
+            factor.map_or("none".into(), |f| f.to_string())
+        )));
+    }
+    match params.get("rope_theta").filter(|v| !v.is_null()) {
+        None => Ok(default as f32),
+        Some(v) => v
+            .as_f64()
+            .map(|f| f as f32)
+            .ok_or_else(|| Error::Invalid(format!("'{name}.rope_theta' should be a number"))),
     }
 }
 

@@ -16,6 +16,7 @@
 //! √d, gates with GELU, and alternates sliding-window and global layers.
 
 mod config;
+mod hf;
 mod ops;
 mod weights;
 
@@ -70,6 +71,18 @@ impl Llama {
     /// Opens the GGUF file at `path` (see [`Llama::from_gguf`]).
     pub fn open_gguf(path: &Path, context: Option<usize>) -> Result<Self> {
         Self::from_gguf(&Gguf::open(path)?, context)
+    }
+
+    /// The model in the Hugging Face folder `dir` (`config.json` and
+    /// `model.safetensors` or its shards), its context limited as for
+    /// [`Llama::from_gguf`]. F32, F16 and BF16 weights stay in their type.
+    pub fn open_hf_dir(dir: &Path, context: Option<usize>) -> Result<Self> {
+        let (config_path, json) = hf::read_config(dir)?;
+        let in_config = |e: Error| Error::bad_file(&config_path, e.to_string());
+        let config = LlamaConfig::from_hf(&json).map_err(in_config)?;
+        let tied = config.hf_tied_embeddings(&json).map_err(in_config)?;
+        let weights = Weights::load(&hf::HfTensors::open(dir, &config, tied)?, &config)?;
+        Self::assemble(config, weights, context)
     }
 
     fn assemble(config: LlamaConfig, weights: Weights, context: Option<usize>) -> Result<Self> {

@@ -1,12 +1,15 @@
-//! A Llama-family model's weights, taken from a GGUF file by llama.cpp's
-//! tensor names, each checked against the shape the config implies. Matrices
-//! stay in the file's format (views of the mapped file); the small norm
-//! vectors are read into f32.
+//! A Llama-family model's weights, by what each tensor is for, from a
+//! [`TensorSource`]: a GGUF file (llama.cpp's tensor names, here) or a
+//! Hugging Face folder (`hf`). Every tensor is checked against the shape the
+//! config implies. Matrices stay in the file's format (views of the mapped
+//! file); the small norm vectors are read into f32, as the multipliers the
+//! forward pass applies.
 
 use super::config::{Family, LlamaConfig};
 use crate::formats::{Gguf, TensorInfo};
 use crate::kernels::quant::{GgmlType, QMatrix, WeightBytes};
 use crate::{Error, Result};
+use std::path::Path;
 
 /// One block's weights.
 pub struct LayerWeights {
@@ -74,80 +77,166 @@ impl Weights {
 
     /// Reads the weights of `config` from `gguf`.
     pub fn from_gguf(gguf: &Gguf, config: &LlamaConfig) -> Result<Self> {
+        Self::load(&GgufTensors { gguf }, config)
+    }
+
+    /// Reads the weights of `config` from `source`.
+    pub(super) fn load(source: &impl TensorSource, config: &LlamaConfig) -> Result<Self> {
+        use LayerTensor::*;
         let c = config;
-        let file = Tensors { gguf };
         let q_width = c.n_head * c.head_dim;
         let gemma = c.family == Family::Gemma3;
         let mut layers = Vec::with_capacity(c.n_layer);
         for l in 0..c.n_layer {
-            let name = |part: &str| format!("blk.{l}.{part}.weight");
-            let optional_norm = |part: &str, len: usize| -> Result<Option<Vec<f32>>> {
-                if gemma {
-                    file.vector(&name(part), len).map(Some)
-                } else {
-                    Ok(None)
-                }
-            };
+            let matrix = |t, rows, cols| source.matrix(Tensor::Layer(l, t), rows, cols);
+            let norm = |t, len| source.norm(Tensor::Layer(l, t), len);
+            let gemma_norm = |t, len| gemma.then(|| norm(t, len)).transpose();
             layers.push(LayerWeights {
-                attn_norm: file.vector(&name("attn_norm"), c.n_embd)?,
-                wq: file.matrix(&name("attn_q"), q_width, c.n_embd)?,
-                wk: file.matrix(&name("attn_k"), c.kv_dim(), c.n_embd)?,
-                wv: file.matrix(&name("attn_v"), c.kv_dim(), c.n_embd)?,
-                wo: file.matrix(&name("attn_output"), c.n_embd, q_width)?,
-                ffn_norm: file.vector(&name("ffn_norm"), c.n_embd)?,
-                w_gate: file.matrix(&name("ffn_gate"), c.n_ff, c.n_embd)?,
-                w_up: file.matrix(&name("ffn_up"), c.n_ff, c.n_embd)?,
-                w_down: file.matrix(&name("ffn_down"), c.n_embd, c.n_ff)?,
-                q_norm: optional_norm("attn_q_norm", c.head_dim)?,
-                k_norm: optional_norm("attn_k_norm", c.head_dim)?,
-                post_attn_norm: optional_norm("post_attention_norm", c.n_embd)?,
-                post_ffn_norm: optional_norm("post_ffw_norm", c.n_embd)?,
+                attn_norm: norm(AttnNorm, c.n_embd)?,
+                wq: matrix(Query, q_width, c.n_embd)?,
+                wk: matrix(Key, c.kv_dim(), c.n_embd)?,
+                wv: matrix(Value, c.kv_dim(), c.n_embd)?,
+                wo: matrix(AttnOutput, c.n_embd, q_width)?,
+                ffn_norm: norm(FfnNorm, c.n_embd)?,
+                w_gate: matrix(Gate, c.n_ff, c.n_embd)?,
+                w_up: matrix(Up, c.n_ff, c.n_embd)?,
+                w_down: matrix(Down, c.n_embd, c.n_ff)?,
+                q_norm: gemma_norm(QueryNorm, c.head_dim)?,
+                k_norm: gemma_norm(KeyNorm, c.head_dim)?,
+                post_attn_norm: gemma_norm(PostAttnNorm, c.n_embd)?,
+                post_ffn_norm: gemma_norm(PostFfnNorm, c.n_embd)?,
             });
         }
-        let output = match gguf.tensor("output.weight") {
-            Some(_) => Some(file.matrix("output.weight", c.vocab_size, c.n_embd)?),
-            None => None,
+        let output = match source.has_output()? {
+            true => Some(source.matrix(Tensor::Output, c.vocab_size, c.n_embd)?),
+            false => None,
         };
         Ok(Self {
-            embeddings: file.matrix("token_embd.weight", c.vocab_size, c.n_embd)?,
+            embeddings: source.matrix(Tensor::Embeddings, c.vocab_size, c.n_embd)?,
             layers,
-            output_norm: file.vector("output_norm.weight", c.n_embd)?,
+            output_norm: source.norm(Tensor::OutputNorm, c.n_embd)?,
             output,
         })
     }
 }
 
-/// Tensor lookups with shape checks that name the tensor and the file.
-struct Tensors<'a> {
+/// What a tensor is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tensor {
+    /// The token embeddings (`vocab × n_embd`).
+    Embeddings,
+    /// The output layer, when not tied to the embeddings.
+    Output,
+    /// The final RMSNorm.
+    OutputNorm,
+    /// One of layer `n`'s tensors.
+    Layer(usize, LayerTensor),
+}
+
+/// What a tensor of one layer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LayerTensor {
+    AttnNorm,
+    Query,
+    Key,
+    Value,
+    AttnOutput,
+    /// Gemma 3's per-head norms of queries and keys.
+    QueryNorm,
+    KeyNorm,
+    /// Gemma 3's norm of the attention's output.
+    PostAttnNorm,
+    /// The norm before the MLP.
+    FfnNorm,
+    Gate,
+    Up,
+    Down,
+    /// Gemma 3's norm of the MLP's output.
+    PostFfnNorm,
+}
+
+/// Where a model's tensors come from, each by what it is for.
+pub(super) trait TensorSource {
+    /// The `rows × cols` matrix `tensor`, in its stored type.
+    fn matrix(&self, tensor: Tensor, rows: usize, cols: usize) -> Result<QMatrix>;
+    /// The norm vector `tensor` of `len` values, as the multipliers RMSNorm applies.
+    fn norm(&self, tensor: Tensor, len: usize) -> Result<Vec<f32>>;
+    /// Whether the model has an output layer of its own (else the token
+    /// embeddings serve).
+    fn has_output(&self) -> Result<bool>;
+}
+
+/// The error unless a tensor's dimensions are those the config implies.
+pub(super) fn check_dims(file: &Path, name: &str, dims: &[u64], wanted: &[u64]) -> Result<()> {
+    if dims == wanted {
+        return Ok(());
+    }
+    Err(Error::bad_file(
+        file,
+        format!("tensor '{name}' has dimensions {dims:?}; the model's config implies {wanted:?}"),
+    ))
+}
+
+/// A 1 × `len` matrix's one row, read into f32.
+pub(super) fn vector_of(matrix: QMatrix, len: usize) -> Result<Vec<f32>> {
+    let mut out = vec![0.0; len];
+    matrix.dequantize_row(0, &mut out)?;
+    Ok(out)
+}
+
+/// A GGUF file's tensors by llama.cpp's names.
+struct GgufTensors<'a> {
     gguf: &'a Gguf,
 }
 
-impl Tensors<'_> {
+impl TensorSource for GgufTensors<'_> {
+    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`).
+    fn matrix(&self, tensor: Tensor, rows: usize, cols: usize) -> Result<QMatrix> {
+        self.load(&gguf_name(tensor), &[cols as u64, rows as u64], rows, cols)
+    }
+
+    /// GGUF files store norms as the multiplier (Gemma's `1 + w` included).
+    fn norm(&self, tensor: Tensor, len: usize) -> Result<Vec<f32>> {
+        vector_of(self.load(&gguf_name(tensor), &[len as u64], 1, len)?, len)
+    }
+
+    fn has_output(&self) -> Result<bool> {
+        Ok(self.gguf.tensor(&gguf_name(Tensor::Output)).is_some())
+    }
+}
+
+/// llama.cpp's name for `tensor`.
+fn gguf_name(tensor: Tensor) -> String {
+    use LayerTensor::*;
+    let (l, part) = match tensor {
+        Tensor::Embeddings => return "token_embd.weight".into(),
+        Tensor::Output => return "output.weight".into(),
+        Tensor::OutputNorm => return "output_norm.weight".into(),
+        Tensor::Layer(l, part) => (l, part),
+    };
+    let part = match part {
+        AttnNorm => "attn_norm",
+        Query => "attn_q",
+        Key => "attn_k",
+        Value => "attn_v",
+        AttnOutput => "attn_output",
+        QueryNorm => "attn_q_norm",
+        KeyNorm => "attn_k_norm",
+        PostAttnNorm => "post_attention_norm",
+        FfnNorm => "ffn_norm",
+        Gate => "ffn_gate",
+        Up => "ffn_up",
+        Down => "ffn_down",
+        PostFfnNorm => "post_ffw_norm",
+    };
+    format!("blk.{l}.{part}.weight")
+}
+
+impl GgufTensors<'_> {
     fn info(&self, name: &str, dims: &[u64]) -> Result<&TensorInfo> {
         let info = self.gguf.require_tensor(name)?;
-        if info.dims != dims {
-            return Err(Error::bad_file(
-                self.gguf.path(),
-                format!(
-                    "tensor '{name}' has dimensions {:?}; the model's config implies {dims:?}",
-                    info.dims
-                ),
-            ));
-        }
+        check_dims(self.gguf.path(), name, &info.dims, dims)?;
         Ok(info)
-    }
-
-    /// A `rows × cols` matrix (GGUF dims `[cols, rows]`).
-    fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QMatrix> {
-        self.load(name, &[cols as u64, rows as u64], rows, cols)
-    }
-
-    /// A vector of `len` values, read into f32.
-    fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
-        let mut out = vec![0.0; len];
-        self.load(name, &[len as u64], 1, len)?
-            .dequantize_row(0, &mut out)?;
-        Ok(out)
     }
 
     fn load(&self, name: &str, dims: &[u64], rows: usize, cols: usize) -> Result<QMatrix> {
