@@ -13,8 +13,10 @@ pub struct Args {
     /// The model: a .gguf file (Llama family, Gemma 3, or any other GGUF
     /// whose tensors seer reads), or a seer/GPT-2 model folder
     /// (config.json, model.safetensors and a byte-level BPE tokenizer).
+    #[arg(value_name = "IN")]
     input: PathBuf,
     /// The GGUF file to write (written beside it, then renamed into place).
+    #[arg(value_name = "OUT")]
     output: PathBuf,
     /// The weights' type: f32, f16, bf16, q8_0, q5_0, q4_1, q4_0 or q4_k.
     /// Every weight matrix gets it (as `llama-quantize --pure`) unless its

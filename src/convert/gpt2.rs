@@ -30,6 +30,7 @@ use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// llama.cpp's token types (`llama_token_type` / gguf-py's `TokenType`).
 const NORMAL: i32 = 1;
@@ -42,17 +43,21 @@ pub struct GptSource {
     dir: PathBuf,
     metadata: Metadata,
     tensors: Vec<SourceTensor>,
-    data: Vec<Vec<f32>>,
+    /// Each tensor's values (`output` shares `token_embd`'s).
+    data: Vec<Arc<[f32]>>,
 }
 
 impl GptSource {
-    /// Whether `dir` looks like a GPT model folder (a GPT-2 `config.json`).
+    /// Whether `dir` is meant as a GPT model folder: it has a `config.json`
+    /// whose `model_type` is `gpt2` or absent (or that does not parse, so
+    /// that [`GptSource::open`] names the fault).
     pub fn is_gpt_folder(dir: &Path) -> bool {
-        let config = dir.join("config.json");
-        std::fs::read_to_string(config)
-            .ok()
-            .and_then(|text| serde_json::from_str::<Json>(&text).ok())
-            .is_some_and(|v| v["model_type"].as_str().unwrap_or("gpt2") == "gpt2")
+        let Ok(text) = std::fs::read_to_string(dir.join("config.json")) else {
+            return false;
+        };
+        serde_json::from_str::<Json>(&text).map_or(true, |v| {
+            v["model_type"].as_str().is_none_or(|t| t == "gpt2")
+        })
     }
 
     /// Reads the model folder `dir`: `config.json`, `model.safetensors` and
@@ -245,8 +250,11 @@ fn metadata(config: &GptConfig, name: &str, vocab: Vocabulary) -> Metadata {
     )
 }
 
+/// GGUF tensors and their values, in order.
+type Tensors = (Vec<SourceTensor>, Vec<Arc<[f32]>>);
+
 /// The GGUF tensors of the checkpoint at `path`, as f32.
-fn weights(config: &GptConfig, path: &Path) -> Result<(Vec<SourceTensor>, Vec<Vec<f32>>)> {
+fn weights(config: &GptConfig, path: &Path) -> Result<Tensors> {
     let (loaded, _) = load_tensors(path, &Device::Cpu)?;
     let named: HashMap<&str, &Tensor> = loaded
         .iter()
@@ -254,7 +262,7 @@ fn weights(config: &GptConfig, path: &Path) -> Result<(Vec<SourceTensor>, Vec<Ve
         .collect();
     let (c, v, ctx) = (config.n_embd, config.vocab_size, config.block_size);
     let mut tensors = Vec::new();
-    let mut data = Vec::new();
+    let mut data: Vec<Arc<[f32]>> = Vec::new();
     // `hf` of shape `shape` (or zeros, for a bias the model was trained
     // without) as GGUF tensor `name`, transposed from `[in, out]` if asked.
     let mut add = |name: String, hf: String, shape: &[usize], transpose: bool| -> Result<()> {
@@ -288,7 +296,7 @@ fn weights(config: &GptConfig, path: &Path) -> Result<(Vec<SourceTensor>, Vec<Ve
             dims,
             ty: GgmlType::F32,
         });
-        data.push(values);
+        data.push(Arc::from(values));
         Ok(())
     };
     add(
@@ -335,6 +343,12 @@ fn weights(config: &GptConfig, path: &Path) -> Result<(Vec<SourceTensor>, Vec<Ve
         false,
     )?;
     add("output_norm.bias".into(), "ln_f.bias".into(), &[c], false)?;
-    add("output.weight".into(), "wte.weight".into(), &[v, c], false)?;
+    // GPT-2's output layer is its token embedding, written twice as
+    // convert_hf_to_gguf.py does.
+    tensors.push(SourceTensor {
+        name: "output.weight".into(),
+        ..tensors[0].clone()
+    });
+    data.push(data[0].clone());
     Ok((tensors, data))
 }
