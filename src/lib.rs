@@ -6,6 +6,7 @@
 //! binary in `src/main.rs` only parses the command line and calls in here.
 
 pub mod atomic;
+pub mod convert;
 pub mod data;
 pub mod device;
 pub mod diffusion;

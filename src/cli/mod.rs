@@ -9,6 +9,7 @@ mod generate;
 mod generate_image;
 mod inspect;
 mod prepare;
+mod quantize;
 mod serve;
 mod text_model;
 mod train;
@@ -48,6 +49,9 @@ enum Command {
     Eval(eval::Args),
     /// Serve models over an OpenAI-compatible HTTP API, with a web playground.
     Serve(serve::Args),
+    /// Write a model as a GGUF file in one weight type (q8_0, q4_k, f16, ...):
+    /// a GGUF requantized, or a seer GPT converted so that llama.cpp runs it.
+    Quantize(quantize::Args),
     /// Measure speed (ms per training step, tokens/s, MFU).
     Bench(bench::Args),
     /// Train a small character GPT on the built-in Shakespeare and sample
@@ -124,6 +128,7 @@ pub fn run() -> anyhow::Result<ExitCode> {
             Command::Inspect(args) => inspect::run(args),
             Command::Eval(args) => eval::run(args),
             Command::Bench(args) => bench::run(args),
+            Command::Quantize(args) => quantize::run(args),
             Command::Demo(args) => demo::run(args),
             Command::Serve(_) => unreachable!("served above"),
         }),

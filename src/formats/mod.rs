@@ -6,6 +6,7 @@ mod chat_template;
 mod fuzz;
 mod gguf;
 mod gguf_tokenizer;
+mod gguf_writer;
 mod hf_tokenizer;
 mod py_json;
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use chat_template::{ChatMessage, ChatTemplate, CHATML};
 pub use fuzz::{fuzz_gguf, FuzzReport};
 pub use gguf::{Gguf, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
 pub use gguf_tokenizer::{GgufTokenizer, PRE_TOKENIZERS};
+pub use gguf_writer::{GgufWriter, MAX_NAME_BYTES};
 pub use hf_tokenizer::HfTokenizer;
 pub use special_tokens::SpecialTokens;
 pub use value::{Metadata, Value};

@@ -16,7 +16,7 @@ pub use clip::{
 };
 pub use dit::{Dit, DitConfig};
 pub use gpt::Gpt;
-pub use gpt_config::GptConfig;
+pub use gpt_config::{GptConfig, LAYER_NORM_EPS};
 pub use image_model::{caption_ids, ImageModel};
 pub use llama::{Activation, Family, Llama, LlamaConfig, Logits, RopeStyle};
 pub use open_model::OpenModel;

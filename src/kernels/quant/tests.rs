@@ -413,7 +413,7 @@ fn bad_sizes_are_errors_not_panics() {
     assert!(dequantize_row(GgmlType::Q4_0, &[0; 17], &mut [0.0; 32]).is_err());
     assert!(dequantize_row(GgmlType::Q4_0, &[0; 18], &mut [0.0; 31]).is_err());
     assert!(quantize(GgmlType::Q4_0, &[0.0; 31]).is_err());
-    assert!(quantize(GgmlType::Q4K, &[0.0; 256]).is_err());
+    assert!(quantize(GgmlType::Q5K, &[0.0; 256]).is_err());
     assert!(quantize_row(GgmlType::Q8_0, &[0.0; 32], &mut [0; 33]).is_err());
 }
 
@@ -491,4 +491,45 @@ fn matvec_speed() {
             }
         }
     }
+}
+
+/// Q4_K's error per value stays within one step of its 32-element
+/// sub-block (range / 15) plus the error the 6-bit scales and minimums add
+/// (about max|x| / 63 of the super-block); measured worst: 0.81 of that.
+#[test]
+fn q4_k_round_trips_within_a_step_of_each_sub_block() {
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut worst = 0f32;
+    for trial in 0..200 {
+        let scale = [1e-3f32, 1.0, 300.0][trial % 3];
+        let mut x: Vec<f32> = random_vec(&mut rng, 512)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        if trial % 5 == 1 {
+            x.iter_mut().for_each(|v| *v = v.abs() + scale * 0.1); // all positive
+        }
+        if trial % 7 == 2 {
+            x[64..96].fill(0.0);
+        }
+        let y = dequant(
+            GgmlType::Q4K,
+            &quantize(GgmlType::Q4K, &x).unwrap(),
+            x.len(),
+        );
+        for (xs, ys) in x.chunks(256).zip(y.chunks(256)) {
+            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+            for (xb, yb) in xs.chunks(32).zip(ys.chunks(32)) {
+                let (lo, hi) = xb
+                    .iter()
+                    .fold((0f32, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+                for (a, b) in xb.iter().zip(yb) {
+                    let e = (a - b).abs() / ((hi - lo) / 15.0 + amax / 63.0);
+                    worst = worst.max(e);
+                }
+            }
+        }
+    }
+    eprintln!("worst Q4_K error: {worst} steps");
+    assert!(worst <= 1.0, "{worst}");
 }
