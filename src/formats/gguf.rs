@@ -81,7 +81,7 @@ impl Gguf {
         // model files (llama.cpp, candle, safetensors), seer assumes the file
         // is not truncated or rewritten while it is open.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(path))?;
-        Self::parse(WeightBytes::new(map), path)
+        Self::parse(WeightBytes::mapped(map), path)
     }
 
     /// Checks and indexes the GGUF file held in `bytes`; `path` names it in errors.

@@ -7,8 +7,17 @@ use std::sync::Arc;
 /// A byte range of a shared buffer (typically a memory-mapped GGUF file).
 #[derive(Clone)]
 pub struct WeightBytes {
-    source: Arc<dyn AsRef<[u8]> + Send + Sync>,
+    source: Source,
     range: Range<usize>,
+}
+
+/// Where the bytes live.
+#[derive(Clone)]
+enum Source {
+    /// A read-only map of a file, whose pages the OS can drop and read again.
+    Map(Arc<memmap2::Mmap>),
+    /// Any other buffer.
+    Buffer(Arc<dyn AsRef<[u8]> + Send + Sync>),
 }
 
 impl WeightBytes {
@@ -16,8 +25,36 @@ impl WeightBytes {
     pub fn new(buffer: impl AsRef<[u8]> + Send + Sync + 'static) -> Self {
         let len = buffer.as_ref().len();
         Self {
-            source: Arc::new(buffer),
+            source: Source::Buffer(Arc::new(buffer)),
             range: 0..len,
+        }
+    }
+
+    /// The whole of a file's read-only memory map.
+    pub fn mapped(map: memmap2::Mmap) -> Self {
+        let len = map.len();
+        Self {
+            source: Source::Map(Arc::new(map)),
+            range: 0..len,
+        }
+    }
+
+    /// Lets the OS drop these bytes from memory, when they are a mapped
+    /// file's (it reads them from the file again if they are used): for
+    /// weights a kernel keeps in another layout. Other buffers stay.
+    pub fn release(&self) {
+        #[cfg(unix)]
+        if let Source::Map(map) = &self.source {
+            // SAFETY: the map is read-only and private: dropped pages read
+            // back as the same file bytes, so no reference sees a change.
+            // Failure only leaves the pages in memory.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    self.range.start,
+                    self.range.len(),
+                )
+            };
         }
     }
 
@@ -27,14 +64,18 @@ impl WeightBytes {
             return None;
         }
         Some(Self {
-            source: Arc::clone(&self.source),
+            source: self.source.clone(),
             range: self.range.start + range.start..self.range.start + range.end,
         })
     }
 
     /// The bytes.
     pub fn bytes(&self) -> &[u8] {
-        &(*self.source).as_ref()[self.range.clone()]
+        let all: &[u8] = match &self.source {
+            Source::Map(map) => map,
+            Source::Buffer(buffer) => (**buffer).as_ref(),
+        };
+        &all[self.range.clone()]
     }
 
     /// Number of bytes.

@@ -18,7 +18,7 @@
 
 use super::activations::Q8Block;
 use super::blocks::{self, QK};
-use super::GgmlType;
+use super::{GgmlType, WeightBytes};
 
 /// Rows regrouped together.
 pub const GROUP: usize = 8;
@@ -48,15 +48,17 @@ pub const fn group_block_bytes(ty: GgmlType) -> usize {
 impl Interleaved {
     /// `rows` rows of `cols` elements of `ty` (back to back in `src`, each
     /// `row_bytes` long) regrouped; `None` for a type that is not regrouped
-    /// or rows that do not fill whole groups.
+    /// or rows that do not fill whole groups. The source bytes are released
+    /// (`WeightBytes::release`) as they are copied, so that a mapped file's
+    /// pages and the copy are not in memory together.
     pub fn new(
         ty: GgmlType,
         rows: usize,
         cols: usize,
         row_bytes: usize,
-        src: &[u8],
+        src: &WeightBytes,
     ) -> Option<Self> {
-        if !can_interleave(ty) || rows % GROUP != 0 || cols % QK != 0 {
+        if !can_interleave(ty) || !rows.is_multiple_of(GROUP) || !cols.is_multiple_of(QK) {
             return None;
         }
         let blocks = cols / QK;
@@ -68,11 +70,21 @@ impl Interleaved {
         };
         let pieces = if ty == GgmlType::Q8_0 { 8 } else { 4 };
         let mut bytes = Vec::with_capacity(rows / GROUP * blocks * group_block_bytes(ty));
+        let group_bytes = GROUP * row_bytes;
+        // Groups copied between releases: about a megabyte of the source.
+        let batch = ((1 << 20) / group_bytes).max(1);
+        let release = |groups: std::ops::Range<usize>| {
+            let done = groups.start * group_bytes..groups.end * group_bytes;
+            src.slice(done).expect("inside the source").release();
+        };
         for group in 0..rows / GROUP {
+            if group % batch == 0 && group > 0 {
+                release(group - batch..group);
+            }
             for b in 0..blocks {
                 let block = |r: usize| {
                     let start = (group * GROUP + r) * row_bytes + b * block_bytes;
-                    &src[start..start + block_bytes]
+                    &src.bytes()[start..start + block_bytes]
                 };
                 for r in 0..GROUP {
                     bytes.extend_from_slice(&block(r)[..2]);
@@ -89,6 +101,8 @@ impl Interleaved {
                 }
             }
         }
+        let groups = rows / GROUP;
+        release((groups - 1) / batch * batch..groups);
         Some(Self { ty, blocks, bytes })
     }
 
@@ -253,7 +267,9 @@ mod tests {
                 })
                 .collect();
             let row_bytes = src.len() / rows;
-            let packed = Interleaved::new(ty, rows, cols, row_bytes, &src).unwrap();
+            let packed =
+                Interleaved::new(ty, rows, cols, row_bytes, &WeightBytes::new(src.clone()))
+                    .unwrap();
             assert_eq!(packed.bytes.len(), src.len(), "{ty}: the same size");
             // Row 11 (group 1, r = 3), block 1.
             let block = &src[11 * row_bytes + ty.block_bytes()..][..ty.block_bytes()];
@@ -271,7 +287,8 @@ mod tests {
                 assert_eq!(&group[16 + 6..16 + 8], &block[2..4], "m");
             }
         }
-        assert!(Interleaved::new(GgmlType::Q4_1, 12, 32, 20, &[0; 240]).is_none());
-        assert!(Interleaved::new(GgmlType::Q4K, 8, 256, 144, &[0; 1152]).is_none());
+        let zeros = |n: usize| WeightBytes::new(vec![0u8; n]);
+        assert!(Interleaved::new(GgmlType::Q4_1, 12, 32, 20, &zeros(240)).is_none());
+        assert!(Interleaved::new(GgmlType::Q4K, 8, 256, 144, &zeros(1152)).is_none());
     }
 }

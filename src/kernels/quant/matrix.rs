@@ -74,7 +74,7 @@ impl QMatrix {
             )));
         }
         let interleaved = if KernelPath::Avx2.available() {
-            Interleaved::new(ty, rows, cols, row_bytes as usize, bytes.bytes()).map(Arc::new)
+            Interleaved::new(ty, rows, cols, row_bytes as usize, &bytes).map(Arc::new)
         } else {
             None
         };

@@ -172,7 +172,7 @@ impl Shard {
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(Error::io(&path))?;
         let (header, metadata) = SafeTensors::read_metadata(&map)
             .map_err(|e| Error::bad_file(&path, format!("not a valid safetensors file: {e}")))?;
-        let all = WeightBytes::new(map);
+        let all = WeightBytes::mapped(map);
         let data = 8usize
             .checked_add(header)
             .and_then(|start| all.slice(start..all.len()))
