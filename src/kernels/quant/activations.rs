@@ -66,7 +66,8 @@ fn q8_block(x: &[f32]) -> Q8Block {
     let (d, id) = scale(x);
     let mut qs = [0i8; QK];
     for (q, &v) in qs.iter_mut().zip(x) {
-        *q = (v * id).round() as i8;
+        // |v · id| ≤ 127, so the conversion never saturates.
+        *q = (v * id).round() as i32 as i8;
     }
     let sum: i32 = qs.iter().map(|&q| q as i32).sum();
     Q8Block {

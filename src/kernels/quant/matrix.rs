@@ -32,6 +32,14 @@ const ROW_GROUP: usize = GROUP;
 /// Activation rows the regrouped kernels take at once.
 const TOKEN_GROUP: usize = 4;
 
+/// One parallel task of a product: rows `first ..` of `matrix` (as many as
+/// each of `outs` holds) times every activation row.
+struct Task<'a> {
+    matrix: &'a QMatrix,
+    first: usize,
+    outs: Vec<&'a mut [f32]>,
+}
+
 /// A `rows × cols` matrix of `ty` elements, row by row, each row
 /// `ty.row_bytes(cols)` bytes (a GGUF tensor of dimensions `[cols, rows]`).
 #[derive(Clone, Debug)]
@@ -151,68 +159,106 @@ impl QMatrix {
 
     /// `matmul` on kernel path `path`.
     pub fn matmul_with(&self, path: KernelPath, x: &[f32], n: usize, y: &mut [f32]) -> Result<()> {
+        Self::matmul_each(path, x, n, &mut [(self, y)])
+    }
+
+    /// `yᵢ = x·Wᵢᵀ` for every `(Wᵢ, yᵢ)` of `products`, all of the same
+    /// input width, as one parallel pass: `x` (`n` rows) is prepared once
+    /// for all of them (as the attention's queries, keys and values, or the
+    /// MLP's gate and up projections, share their input), and the tasks of
+    /// every product share the threads.
+    pub fn matmul_each(
+        path: KernelPath,
+        x: &[f32],
+        n: usize,
+        products: &mut [(&QMatrix, &mut [f32])],
+    ) -> Result<()> {
         if !path.available() {
             return Err(Error::Invalid(format!(
                 "this CPU cannot run the {path} kernels"
             )));
         }
-        if Some(x.len()) != n.checked_mul(self.cols) || Some(y.len()) != n.checked_mul(self.rows) {
-            return Err(Error::Invalid(format!(
-                "a product of a {}×{} matrix with {n} rows takes {n}×{} inputs and {n}×{} outputs, not {} and {}",
-                self.rows,
-                self.cols,
-                self.cols,
-                self.rows,
-                x.len(),
-                y.len()
-            )));
+        for (m, y) in products.iter() {
+            if Some(x.len()) != n.checked_mul(m.cols) || Some(y.len()) != n.checked_mul(m.rows) {
+                return Err(Error::Invalid(format!(
+                    "a product of a {}×{} matrix with {n} rows takes {n}×{} inputs and {n}×{} outputs, not {} and {}",
+                    m.rows,
+                    m.cols,
+                    m.cols,
+                    m.rows,
+                    x.len(),
+                    y.len()
+                )));
+            }
         }
-        if n == 0 {
+        if n == 0 || products.is_empty() {
             return Ok(());
         }
-        let acts: Vec<Activations<'_>> = x
-            .chunks_exact(self.cols)
-            .map(|x| Activations::new(self.ty, x))
+        let cols = products[0].0.cols;
+        // The activations in each form the weight types take, made once.
+        let mut forms: Vec<(usize, Vec<Activations<'_>>)> = Vec::new();
+        for (m, _) in products.iter() {
+            let kind = m.ty.block_len();
+            if !forms.iter().any(|(k, _)| *k == kind) {
+                let rows: Vec<Activations<'_>> = x
+                    .par_chunks_exact(cols)
+                    .with_min_len(16)
+                    .map(|x| Activations::new(m.ty, x))
+                    .collect();
+                forms.push((kind, rows));
+            }
+        }
+        let q8: Vec<&[Q8Block]> = forms
+            .iter()
+            .find(|(kind, _)| *kind == super::blocks::QK)
+            .map(|(_, rows)| {
+                rows.iter()
+                    .map(|a| match a {
+                        Activations::Q8(blocks) => blocks.as_slice(),
+                        _ => unreachable!("32-element kinds take Q8 blocks"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tasks: Vec<Task<'_>> = products
+            .iter_mut()
+            .flat_map(|(m, y)| m.tasks(n, y))
             .collect();
-        if let Some(packed) = self.interleaved.as_deref().filter(|_| path.is_simd()) {
-            let blocks: Vec<&[Q8Block]> = acts
-                .iter()
-                .map(|a| match a {
-                    Activations::Q8(blocks) => blocks.as_slice(),
-                    _ => unreachable!("regrouped types take 32-element blocks"),
-                })
-                .collect();
-            self.in_tasks(n, y, |first, outs| {
-                dot_interleaved(packed, first, &blocks, outs)
-            });
-            return Ok(());
-        }
-        self.in_tasks(n, y, |first, outs| {
-            self.dot_blocks(path, &acts, first, outs)
+        tasks.into_par_iter().for_each(|task| {
+            let m = task.matrix;
+            match m.interleaved.as_deref().filter(|_| path.is_simd()) {
+                Some(packed) => dot_interleaved(packed, task.first, &q8, task.outs),
+                None => {
+                    let acts = &forms
+                        .iter()
+                        .find(|(kind, _)| *kind == m.ty.block_len())
+                        .expect("prepared above")
+                        .1;
+                    m.dot_blocks(path, acts, task.first, task.outs)
+                }
+            }
         });
         Ok(())
     }
 
-    /// Runs `run(first_row, outputs)` over tasks of whole row groups, in
-    /// parallel; `outputs` holds the task's part of each of the `n` output rows.
-    fn in_tasks(&self, n: usize, y: &mut [f32], run: impl Fn(usize, Vec<&mut [f32]>) + Sync) {
-        let chunk = self.task_rows(n);
-        if chunk >= self.rows {
-            run(0, y.chunks_exact_mut(self.rows).collect());
-            return;
-        }
-        // Each task takes a block of rows and writes its part of every output row.
-        let tasks = self.rows.div_ceil(chunk);
-        let mut parts: Vec<Vec<&mut [f32]>> = (0..tasks).map(|_| Vec::with_capacity(n)).collect();
+    /// The parallel tasks of a product with `n` activation rows: blocks of
+    /// whole row groups, each writing its part of every output row of `y`.
+    fn tasks<'a>(&'a self, n: usize, y: &'a mut [f32]) -> Vec<Task<'a>> {
+        let chunk = self.task_rows(n).min(self.rows);
+        let count = self.rows.div_ceil(chunk);
+        let mut tasks: Vec<Task<'a>> = (0..count)
+            .map(|t| Task {
+                matrix: self,
+                first: t * chunk,
+                outs: Vec::with_capacity(n),
+            })
+            .collect();
         for out in y.chunks_exact_mut(self.rows) {
-            for (part, o) in parts.iter_mut().zip(out.chunks_mut(chunk)) {
-                part.push(o);
+            for (task, o) in tasks.iter_mut().zip(out.chunks_mut(chunk)) {
+                task.outs.push(o);
             }
         }
-        parts
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(t, outs)| run(t * chunk, outs));
+        tasks
     }
 
     /// Rows `first ..` (as many as each of `outs` holds) times every

@@ -211,9 +211,16 @@ impl Llama {
         let mut up = vec![0.0; n * c.n_ff];
         for (l, layer) in self.weights.layers.iter().enumerate() {
             ops::rms_norm_into(&x, &layer.attn_norm, c.rms_eps, &mut normed);
-            layer.wq.matmul_with(self.kernels, &normed, n, &mut q)?;
-            layer.wk.matmul_with(self.kernels, &normed, n, &mut k)?;
-            layer.wv.matmul_with(self.kernels, &normed, n, &mut v)?;
+            QMatrix::matmul_each(
+                self.kernels,
+                &normed,
+                n,
+                &mut [
+                    (&layer.wq, &mut q),
+                    (&layer.wk, &mut k),
+                    (&layer.wv, &mut v),
+                ],
+            )?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 ops::rms_norm(&mut q, qn, c.rms_eps);
                 ops::rms_norm(&mut k, kn, c.rms_eps);
@@ -262,10 +269,12 @@ impl Llama {
                 c.rms_eps,
             );
             ops::rms_norm_into(&x, &layer.ffn_norm, c.rms_eps, &mut normed);
-            layer
-                .w_gate
-                .matmul_with(self.kernels, &normed, n, &mut gate)?;
-            layer.w_up.matmul_with(self.kernels, &normed, n, &mut up)?;
+            QMatrix::matmul_each(
+                self.kernels,
+                &normed,
+                n,
+                &mut [(&layer.w_gate, &mut gate), (&layer.w_up, &mut up)],
+            )?;
             ops::gated(&mut gate, &up, c.activation);
             layer
                 .w_down

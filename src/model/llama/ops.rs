@@ -199,8 +199,18 @@ fn softmax_scores(
     first
 }
 
+/// `a · b`, in eight running sums that the compiler keeps in one SIMD register.
 fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    let (a8, a_rest) = a.as_chunks::<8>();
+    let (b8, b_rest) = b.as_chunks::<8>();
+    let mut sums = [0f32; 8];
+    for (x, y) in a8.iter().zip(b8) {
+        for i in 0..8 {
+            sums[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = a_rest.iter().zip(b_rest).map(|(x, y)| x * y).sum();
+    sums.iter().sum::<f32>() + tail
 }
 
 #[cfg(test)]
