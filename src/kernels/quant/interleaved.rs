@@ -23,6 +23,10 @@ use super::{GgmlType, WeightBytes};
 /// Rows regrouped together.
 pub const GROUP: usize = 8;
 
+/// How far ahead of the block being multiplied the kernels prefetch weights.
+#[cfg(target_arch = "x86_64")]
+const PREFETCH_BYTES: usize = 1024;
+
 /// A `rows × cols` matrix regrouped for the AVX2 kernels.
 #[derive(Clone, Debug)]
 pub struct Interleaved {
@@ -196,6 +200,9 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
             // above); every load below stays inside it.
             unsafe {
                 let p = w.as_ptr().add((g * blocks + b) * gb);
+                // Ask for the weights a few blocks ahead (a hint: never faults).
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES + 64).cast());
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
                 let quants = p.add(if KIND == 1 { 32 } else { 16 });
                 let mut sums = [_mm256_setzero_si256(); T];
