@@ -105,6 +105,55 @@ pub const PRE_TOKENIZERS: &[&str] = &[
     "stablelm2",
 ];
 
+/// The `tokenizer.ggml.pre` under which a byte-level BPE `tokenizer.json`
+/// (its `normalizer`, `pre_tokenizer` and the model's `ignore_merges`)
+/// splits text as llama.cpp does: GPT-2's ByteLevel regex (`gpt-2`), digits
+/// one by one before it (`smollm`), Llama 3's regex with words that are
+/// tokens taken whole (`llama-bpe`) or without (`dbrx`), Qwen 2's
+/// (`qwen2`). `None` for anything else, and for any normalizer.
+pub fn pre_tokenizer_of(tokenizer_json: &serde_json::Value) -> Option<&'static str> {
+    if !tokenizer_json["normalizer"].is_null() {
+        return None;
+    }
+    let pre = &tokenizer_json["pre_tokenizer"];
+    let ignore_merges = tokenizer_json["model"]["ignore_merges"] == true;
+    // A ByteLevel step without a prefix space, splitting by GPT-2's regex or not.
+    let byte_level = |step: &serde_json::Value, regex: bool| {
+        step["type"] == "ByteLevel"
+            && step["add_prefix_space"] != true
+            && (step["use_regex"] != false) == regex
+    };
+    if byte_level(pre, true) {
+        return (!ignore_merges).then_some("gpt-2");
+    }
+    if pre["type"] != "Sequence" {
+        return None;
+    }
+    match pre["pretokenizers"].as_array()?.as_slice() {
+        [digits, last]
+            if digits["type"] == "Digits"
+                && digits["individual_digits"] == true
+                && byte_level(last, true) =>
+        {
+            (!ignore_merges).then_some("smollm")
+        }
+        [split, last]
+            if split["type"] == "Split"
+                && split["behavior"] == "Isolated"
+                && split["invert"] != true
+                && byte_level(last, false) =>
+        {
+            match (split["pattern"]["Regex"].as_str()?, ignore_merges) {
+                (LLAMA3_SPLIT, true) => Some("llama-bpe"),
+                (LLAMA3_SPLIT, false) => Some("dbrx"),
+                (QWEN2_SPLIT, false) => Some("qwen2"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn pre_tokenizer(name: &str) -> Result<PreTokenizer> {
     let plain = |splits| PreTokenizer {
         splits,
