@@ -7,8 +7,8 @@
 use seer::convert::{
     parse_target, write_gguf, GgufSource, GptSource, HfSource, Planned, TensorSource,
 };
-use seer::model::OpenModel;
 use seer::kernels::quant::GgmlType;
+use seer::model::OpenModel;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -239,7 +239,7 @@ fn check_config(config: &LlamaConfig, metadata: &Metadata) -> Result<()> {
     // The fields llama.cpp fixes for an architecture, as config.json names them.
     let fields = [
         (
-            "the attention scale (1/√query_pre_attn_scalar)",
+            "the attention scale (1/√query_pre_attn_scalar; llama.cpp's is 1/√key_length)",
             wanted.attention_scale.to_string(),
             written.attention_scale.to_string(),
         ),
@@ -257,14 +257,14 @@ fn check_config(config: &LlamaConfig, metadata: &Metadata) -> Result<()> {
     let differences: Vec<String> = fields
         .iter()
         .filter(|(_, ours, theirs)| ours != theirs)
-        .map(|(what, ours, theirs)| format!("{what} is {ours}, where a GGUF file says {theirs}"))
+        .map(|(what, ours, theirs)| format!("{what} is {ours}, where llama.cpp takes {theirs}"))
         .collect();
     let arch = metadata.string("general.architecture")?;
     Err(Error::Invalid(if differences.is_empty() {
-        format!("describes a model that a '{arch}' GGUF file cannot: {wanted:?} became {written:?}")
+        format!("describes a model that no '{arch}' GGUF file holds: {wanted:?} would read back as {written:?}")
     } else {
         format!(
-            "describes a model that a '{arch}' GGUF file cannot hold, as llama.cpp fixes {}",
+            "describes a model that no '{arch}' GGUF file holds: {}",
             differences.join("; ")
         )
     }))
@@ -276,14 +276,19 @@ fn check_tokenizer(metadata: &Metadata, folder: &Tokenizer) -> Result<()> {
     let written = GgufTokenizer::from_metadata(metadata)?;
     for text in PROBES {
         let (want, got) = (folder.encode(text)?, written.encode(text, false)?);
-        if want != got {
-            return Err(Error::Invalid(format!(
-                "written to GGUF (tokenizer.ggml.model '{}', pre '{}'), it would tokenize \
-                 {text:?} as {got:?}, not as the folder does, {want:?}",
-                metadata.string("tokenizer.ggml.model")?,
-                metadata.string("tokenizer.ggml.pre")?,
-            )));
-        }
+        let Some(at) = (0..want.len().max(got.len())).find(|&i| want.get(i) != got.get(i)) else {
+            continue;
+        };
+        let around = |ids: &[u32]| ids[at.min(ids.len())..(at + 6).min(ids.len())].to_vec();
+        return Err(Error::Invalid(format!(
+            "written to GGUF (tokenizer.ggml.model '{}', pre '{}'), it would tokenize \
+             {:?} otherwise: ids {:?} from token {at} on, where the folder's tokenizer gives {:?}",
+            metadata.string("tokenizer.ggml.model")?,
+            metadata.string("tokenizer.ggml.pre")?,
+            folder.decode(&around(&want))?,
+            around(&got),
+            around(&want),
+        )));
     }
     Ok(())
 }

@@ -81,10 +81,10 @@ impl Vocabulary {
         }
         let pre = pre_tokenizer_of(tokenizer_json).ok_or_else(|| {
             Error::Invalid(format!(
-                "its normalizer {} and pre-tokenizer {} split text as none of llama.cpp's \
+                "its pre-tokenizer {} (normalizer {}) splits text as none of llama.cpp's \
                  byte-level pre-tokenizers that seer knows (GPT-2's, SmolLM's, Llama 3's, \
                  Qwen 2's) does",
-                tokenizer_json["normalizer"], tokenizer_json["pre_tokenizer"]
+                tokenizer_json["pre_tokenizer"], tokenizer_json["normalizer"]
             ))
         })?;
         let (tokens, types) = token_table(tokenizer_json, vocab_size, false)?;
@@ -201,7 +201,11 @@ fn token_table(
         };
         *slot = Some((token.clone(), ty));
     }
-    for added in tokenizer_json["added_tokens"].as_array().into_iter().flatten() {
+    for added in tokenizer_json["added_tokens"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let (Some(id), Some(content)) = (added["id"].as_u64(), added["content"].as_str()) else {
             continue;
         };
