@@ -899,4 +899,70 @@ mod tests {
         let err = error(&Metadata::new(entries));
         assert!(err.contains(SCORES) && err.contains(MERGES), "{err}");
     }
+
+    #[test]
+    fn tokenizer_json_pre_tokenizers_map_to_llama_cpp_names() {
+        use serde_json::json;
+        let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": regex});
+        let split = |regex: &str| {
+            json!({"type": "Split", "pattern": {"Regex": regex},
+            "behavior": "Isolated", "invert": false})
+        };
+        let tokenizer = |pre: serde_json::Value, ignore_merges: bool| {
+            json!({"normalizer": null, "pre_tokenizer": pre,
+                "model": {"type": "BPE", "ignore_merges": ignore_merges}})
+        };
+        let sequence =
+            |steps: Vec<serde_json::Value>| json!({"type": "Sequence", "pretokenizers": steps});
+        let digits = json!({"type": "Digits", "individual_digits": true});
+        let cases = [
+            (tokenizer(byte_level(true), false), Some("gpt-2")),
+            (
+                tokenizer(sequence(vec![digits.clone(), byte_level(true)]), false),
+                Some("smollm"),
+            ),
+            (
+                tokenizer(sequence(vec![split(LLAMA3_SPLIT), byte_level(false)]), true),
+                Some("llama-bpe"),
+            ),
+            (
+                tokenizer(
+                    sequence(vec![split(LLAMA3_SPLIT), byte_level(false)]),
+                    false,
+                ),
+                Some("dbrx"),
+            ),
+            (
+                tokenizer(sequence(vec![split(QWEN2_SPLIT), byte_level(false)]), false),
+                Some("qwen2"),
+            ),
+            // Digits without GPT-2's split, a prefix space, a regex seer does not
+            // map, a normalizer: none.
+            (
+                tokenizer(sequence(vec![digits, byte_level(false)]), false),
+                None,
+            ),
+            (
+                tokenizer(
+                    json!({"type": "ByteLevel", "add_prefix_space": true}),
+                    false,
+                ),
+                None,
+            ),
+            (
+                tokenizer(sequence(vec![split(GPT2_SPLIT), byte_level(false)]), false),
+                None,
+            ),
+            (
+                json!({"normalizer": {"type": "NFC"}, "pre_tokenizer": byte_level(true)}),
+                None,
+            ),
+        ];
+        for (json, name) in cases {
+            assert_eq!(pre_tokenizer_of(&json), name, "{json}");
+        }
+        for name in ["gpt-2", "smollm", "llama-bpe", "dbrx", "qwen2"] {
+            assert!(PRE_TOKENIZERS.contains(&name));
+        }
+    }
 }
