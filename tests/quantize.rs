@@ -9,6 +9,11 @@
 //! - A GPT folder as llama.cpp's `gpt2` architecture: the GGUF tensors, run
 //!   by a GPT-2 forward pass written here on llama.cpp's layout, give
 //!   transformers' logits, and its tokenizer gives transformers' ids.
+//! - Hugging Face folders (`hf-llama`, `hf-gemma3`) as llama.cpp's
+//!   convert_hf_to_gguf.py writes them: the same tensor bytes and metadata
+//!   as gguf-py's files of the same weights, in every type those exist in;
+//!   the same logits, ids, special tokens and chat prompts as the folders;
+//!   folders a GGUF file cannot hold refused by file and field.
 //! - One-line errors that leave no file behind.
 //! - With `SEER_LLAMA_CPP` naming a folder of llama.cpp's binaries
 //!   (llama-simple, llama-quantize): llama.cpp loads the files and its greedy
@@ -18,10 +23,10 @@ mod common;
 
 use common::run::{fails, seer};
 use safetensors::SafeTensors;
-use seer::convert::{write_gguf, GgufSource, GptSource, TensorSource};
-use seer::formats::{Gguf, GgufTokenizer, Value};
+use seer::convert::{write_gguf, GgufSource, GptSource, HfSource, TensorSource};
+use seer::formats::{ChatMessage, Gguf, GgufTokenizer, Value};
 use seer::kernels::quant::{dequantize_row, quantize, GgmlType};
-use seer::model::{Llama, Logits};
+use seer::model::{Llama, Logits, OpenModel};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -103,7 +108,9 @@ fn write(source: &Path, ty: &str, dir: &Path) -> PathBuf {
         source.file_stem().unwrap().to_string_lossy()
     ));
     let target = seer::convert::parse_target(ty).unwrap();
-    let source: Box<dyn TensorSource> = if source.is_dir() {
+    let source: Box<dyn TensorSource> = if OpenModel::is_model_file(source) && source.is_dir() {
+        Box::new(HfSource::open(source).unwrap())
+    } else if source.is_dir() {
         Box::new(GptSource::open(source).unwrap())
     } else {
         Box::new(GgufSource::open(source).unwrap())
@@ -478,6 +485,166 @@ fn a_gpt_without_biases_gets_zero_ones_and_a_char_tokenizer_is_refused() {
     );
 }
 
+#[test]
+fn hf_folders_become_the_gguf_files_gguf_py_wrote_from_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("hf-llama", "f32", "tiny-f32.gguf"),
+        ("hf-llama", "f16", "tiny-f16.gguf"),
+        ("hf-llama", "bf16", "tiny-bf16.gguf"),
+        ("hf-llama", "q8_0", "tiny-q8_0.gguf"),
+        ("hf-llama", "q4_0", "tiny-q4_0.gguf"),
+        ("hf-gemma3", "f32", "tiny-gemma3-f32.gguf"),
+        ("hf-gemma3", "q8_0", "tiny-gemma3-q8_0.gguf"),
+    ];
+    for (folder, ty, reference) in cases {
+        let ours = Gguf::open(&write(&fixture(folder), ty, dir.path())).unwrap();
+        let theirs = Gguf::open(&fixture(reference)).unwrap();
+        // Tensors: same names, order, types, shapes and bytes (Llama's q/k
+        // permuted, Gemma's norms 1 + w, bf16 weights widened).
+        assert_eq!(
+            ours.tensors(),
+            theirs.tensors(),
+            "{reference}: tensor infos"
+        );
+        for (a, b) in ours.tensors().iter().zip(theirs.tensors()) {
+            assert!(
+                ours.tensor_bytes(a).unwrap().bytes() == theirs.tensor_bytes(b).unwrap().bytes(),
+                "{folder} {ty}: tensor {} differs from {reference}'s",
+                a.name
+            );
+        }
+        // Metadata: every entry of gguf-py's file (Gemma's scores
+        // included), but the name and the pre-tokenizer's spelling; besides
+        // them only what the folder says and the fixtures leave out.
+        let ours = ours.metadata();
+        for (key, value) in theirs.metadata().entries() {
+            match key.as_str() {
+                "general.name" => assert_eq!(ours.string(key).unwrap(), folder),
+                "tokenizer.ggml.pre" if value == &Value::String("gpt2".into()) => {
+                    assert_eq!(ours.string(key).unwrap(), "gpt-2")
+                }
+                _ => assert_eq!(ours.get(key), Some(value), "{folder} {ty}: {key}"),
+            }
+        }
+        let extra: Vec<&str> = ours
+            .entries()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| theirs.metadata().get(k).is_none())
+            .collect();
+        let allowed = [
+            "general.type",
+            "tokenizer.ggml.add_eos_token",
+            "tokenizer.chat_template",
+        ];
+        assert!(
+            extra.iter().all(|k| allowed.contains(k)),
+            "{folder}: {extra:?}"
+        );
+    }
+}
+
+#[test]
+fn gguf_files_written_from_hf_folders_compute_and_tokenize_as_the_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let texts = [
+        "ROMEO: the sea, and then",
+        "digits 0 12 345 6789 and 3.14159",
+        "  two  spaces,\ttabs\nand\n\nnewlines  ",
+        "accents: café naïve résumé Ωμέγα straße",
+        "emoji 🦙🚀 👍🏽 and 日本語",
+    ];
+    let hi = [ChatMessage::new("user", "hi, 12 ✅")];
+    for folder in ["hf-llama", "hf-gemma3"] {
+        let hf = OpenModel::open(&fixture(folder), None).unwrap();
+        let gguf = OpenModel::open(&write(&fixture(folder), "f32", dir.path()), None).unwrap();
+        assert_eq!(gguf.special(), hf.special(), "{folder}");
+        let rendered = hf.template().render(&hi, true).unwrap();
+        assert_eq!(gguf.template().render(&hi, true).unwrap(), rendered);
+        assert_eq!(
+            gguf.chat_ids(&rendered).unwrap(),
+            hf.chat_ids(&rendered).unwrap()
+        );
+        for text in texts {
+            let ids = hf.prompt_ids(text).unwrap();
+            assert_eq!(gguf.prompt_ids(text).unwrap(), ids, "{folder}: {text:?}");
+            let run = |m: &OpenModel| {
+                let model = m.model();
+                model
+                    .forward(&ids, &mut model.new_cache(), Logits::All)
+                    .unwrap()
+            };
+            let d = max_abs_diff(&run(&gguf), &run(&hf));
+            assert!(d <= 1e-5, "{folder}: {text:?}: max |Δlogit| {d}");
+        }
+    }
+}
+
+/// A copy of fixture folder `name` with `file` (a JSON file) changed by `change`.
+fn changed_folder(
+    name: &str,
+    file: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture(name)).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let path = dir.path().join(file);
+    let mut json = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    change(&mut json);
+    std::fs::write(&path, serde_json::to_string(&json).unwrap()).unwrap();
+    dir
+}
+
+#[test]
+fn hf_folders_that_no_gguf_file_holds_are_refused_by_file_and_field() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().join("out.gguf");
+    let refused = |dir: &Path, needles: &[&str]| {
+        let err = HfSource::open(dir).err().unwrap().to_string();
+        for needle in needles {
+            assert!(err.contains(needle), "{err}");
+        }
+        fails(
+            &[
+                "quantize",
+                dir.to_str().unwrap(),
+                out.to_str().unwrap(),
+                "--type",
+                "q8_0",
+            ],
+            needles,
+        );
+        assert!(!out.exists());
+    };
+    // llama.cpp scales Gemma 3's attention by 1/√key_length.
+    let gemma = changed_folder("hf-gemma3", "config.json", |c| {
+        c["query_pre_attn_scalar"] = 256.into()
+    });
+    refused(
+        gemma.path(),
+        &["config.json", "query_pre_attn_scalar", "0.0625"],
+    );
+    // A prefix space before GPT-2's split: no llama.cpp pre-tokenizer does it.
+    let llama = changed_folder("hf-llama", "tokenizer.json", |t| {
+        t["pre_tokenizer"]["add_prefix_space"] = true.into()
+    });
+    refused(
+        llama.path(),
+        &["tokenizer.json", "pre-tokenizer", "add_prefix_space"],
+    );
+    // Merges in another order than the vocabulary's: seer reads a Gemma
+    // GGUF's merges from the token order, so the ids would change.
+    let gemma = changed_folder("hf-gemma3", "tokenizer.json", |t| {
+        let merges = t["model"]["merges"].as_array_mut().unwrap();
+        merges.reverse();
+    });
+    refused(gemma.path(), &["tokenizer.json", "would tokenize"]);
+}
+
 /// The files in `dir`.
 fn listing(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -495,6 +662,14 @@ fn the_command_reports_what_it_wrote_and_fails_in_one_line_without_leaving_a_fil
     let out_s = out.to_str().unwrap();
     let tiny = fixture("tiny-f32.gguf");
     let tiny = tiny.to_str().unwrap();
+    let hf = fixture("hf-gemma3");
+    let run = seer(&["quantize", hf.to_str().unwrap(), out_s, "--type", "q8_0"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("93 tensors (43 f32, 50 q8_0)"),
+        "{}",
+        run.stdout
+    );
     let run = seer(&["quantize", tiny, out_s, "--type", "q4_k"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
@@ -559,7 +734,7 @@ fn the_command_reports_what_it_wrote_and_fails_in_one_line_without_leaving_a_fil
             "--type",
             "f32",
         ],
-        &["not a GPT model folder"],
+        &["not a model folder", "Hugging Face"],
     );
     // A truncated input: the tensor data runs past the end.
     let cut = dir.path().join("cut.gguf");
@@ -664,6 +839,19 @@ fn llama_cpp_runs_the_files_and_continues_greedily_as_seer_does() {
         let got = llama_simple(&bin, &file, prompt, 24);
         eprintln!("gpt2 {ty}: seer {want:?}, llama.cpp {got:?}");
         assert_eq!(got, want, "gpt2 {ty}");
+    }
+
+    // Hugging Face folders: llama.cpp continues the files written from
+    // them as seer continues the folders.
+    for folder in ["hf-llama", "hf-gemma3"] {
+        let want = seer_greedy(&fixture(folder), prompt, 16);
+        for ty in ["f32", "f16"] {
+            let file = write(&fixture(folder), ty, dir.path());
+            let got = llama_simple(&bin, &file, prompt, 16);
+            let got = got.strip_prefix("<bos>").unwrap_or(&got);
+            eprintln!("{folder} {ty}: seer {want:?}, llama.cpp {got:?}");
+            assert_eq!(got, want, "{folder} {ty}");
+        }
     }
 
     // llama-quantize --pure writes the same tensors as seer, K-quant included.

@@ -1,9 +1,14 @@
 //! `seer quantize`: write a model as a GGUF file with its weights in one
-//! type — a GGUF file requantized, or a seer GPT folder converted to
-//! llama.cpp's `gpt2` architecture, so that llama.cpp runs it.
+//! type — a GGUF file requantized, a Hugging Face Llama or Gemma 3 folder
+//! converted as llama.cpp's convert_hf_to_gguf.py converts it, or a seer GPT
+//! folder converted to llama.cpp's `gpt2` architecture, so that llama.cpp
+//! runs it.
 
-use seer::convert::{parse_target, write_gguf, GgufSource, GptSource, Planned, TensorSource};
+use seer::convert::{
+    parse_target, write_gguf, GgufSource, GptSource, HfSource, Planned, TensorSource,
+};
 use seer::kernels::quant::GgmlType;
+use seer::model::OpenModel;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,8 +16,10 @@ use std::process::ExitCode;
 #[derive(clap::Args)]
 pub struct Args {
     /// The model: a .gguf file (Llama family, Gemma 3, or any other GGUF
-    /// whose tensors seer reads), or a seer/GPT-2 model folder
-    /// (config.json, model.safetensors and a byte-level BPE tokenizer).
+    /// whose tensors seer reads), a Hugging Face folder of a Llama-family or
+    /// Gemma 3 model (config.json, safetensors weights, tokenizer.json), or
+    /// a seer/GPT-2 model folder (config.json, model.safetensors and a
+    /// byte-level BPE tokenizer).
     #[arg(value_name = "IN")]
     input: PathBuf,
     /// The GGUF file to write (written beside it, then renamed into place).
@@ -56,13 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The tensor source `input` names: a GGUF file or a GPT model folder.
+/// The tensor source `input` names: a GGUF file, a Hugging Face Llama or
+/// Gemma 3 folder, or a GPT model folder.
 fn open(input: &Path) -> anyhow::Result<Box<dyn TensorSource>> {
     if input.is_dir() {
+        if OpenModel::is_model_file(input) {
+            return Ok(Box::new(HfSource::open(input)?));
+        }
         if !GptSource::is_gpt_folder(input) {
             anyhow::bail!(
-                "{}: not a GPT model folder (no config.json with model_type gpt2); seer quantize \
-                 reads .gguf files and seer/GPT-2 model folders",
+                "{}: not a model folder (no config.json); seer quantize reads .gguf files, \
+                 Hugging Face Llama and Gemma 3 folders, and seer/GPT-2 model folders",
                 input.display()
             );
         }

@@ -11,14 +11,15 @@
 //!   GGUF's rows are outputs (`[out, in]` row-major, GGML dims `[in, out]`),
 //!   so they are transposed. A model trained without biases gets zero ones
 //!   (llama.cpp's `gpt2` requires them);
-//! - the tokenizer as `tokenizer.ggml.model = gpt2` (byte-level BPE) with
-//!   `tokenizer.ggml.pre = gpt-2` (GPT-2's split, as llama.cpp spells it): the
-//!   tokens in id order, their types (special tokens CONTROL), the merges,
-//!   `<|endoftext|>` as BOS and EOS, and no BOS added to prompts (seer's GPT
-//!   adds none). A character-level tokenizer has no llama.cpp equivalent and
-//!   is refused.
+//! - the tokenizer as `tokenizer.ggml.model = gpt2` (byte-level BPE, see
+//!   `vocab`; seer's own are GPT-2's split, `tokenizer.ggml.pre = gpt-2` as
+//!   llama.cpp spells it): the tokens in id order, their types (special
+//!   tokens CONTROL), the merges, `<|endoftext|>` as BOS and EOS, and no BOS
+//!   added to prompts (seer's GPT adds none). A character-level tokenizer has
+//!   no llama.cpp equivalent and is refused.
 
-use super::{SourceTensor, TensorSource};
+use super::vocab::Vocabulary;
+use super::{folder_name, tokenizer_json, SourceTensor, TensorSource};
 use crate::formats::{Metadata, Value};
 use crate::kernels::quant::GgmlType;
 use crate::model::{GptConfig, LAYER_NORM_EPS};
@@ -31,12 +32,6 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// llama.cpp's token types (`llama_token_type` / gguf-py's `TokenType`).
-const NORMAL: i32 = 1;
-const CONTROL: i32 = 3;
-const USER_DEFINED: i32 = 4;
-const UNUSED: i32 = 5;
 
 /// A GPT model folder's weights (f32, in memory) and GGUF metadata.
 pub struct GptSource {
@@ -72,12 +67,8 @@ impl GptSource {
         };
         let vocab = vocabulary(&tokenizer, config.vocab_size)
             .map_err(|e| Error::bad_file(&tokenizer_path, e.to_string()))?;
-        let name = dir
-            .canonicalize()
-            .ok()
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "seer-gpt".into());
-        let metadata = metadata(&config, &name, vocab);
+        let name = folder_name(dir).unwrap_or_else(|| "seer-gpt".into());
+        let metadata = metadata(&config, &name, vocab, tokenizer.end_of_text());
         let (tensors, data) = weights(&config, &dir.join("model.safetensors"))?;
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -115,14 +106,6 @@ impl TensorSource for GptSource {
     }
 }
 
-/// The tokenizer's GGUF form.
-struct Vocabulary {
-    tokens: Vec<String>,
-    types: Vec<i32>,
-    merges: Vec<String>,
-    end_of_text: Option<u32>,
-}
-
 /// `tokenizer` as llama.cpp's `gpt2` tokenizer for a model of `vocab_size`
 /// tokens (ids the tokenizer lacks become unused `[PADn]` tokens, as
 /// convert_hf_to_gguf.py writes them).
@@ -135,86 +118,22 @@ fn vocabulary(tokenizer: &Tokenizer, vocab_size: usize) -> Result<Vocabulary> {
                 .into(),
         ));
     }
-    let json: Json = tokenizer
-        .inner()
-        .to_string(false)
-        .map_err(|e| Error::Tokenizer(e.to_string()))
-        .and_then(|s| serde_json::from_str(&s).map_err(|e| Error::Tokenizer(e.to_string())))?;
-    let not_gpt2 = |what: String| {
-        Error::Invalid(format!(
-            "{what}; llama.cpp's gpt2 tokenizer is GPT-2's byte-level BPE (no normalizer, \
-             a ByteLevel pre-tokenizer without prefix space)"
-        ))
-    };
-    let model = &json["model"];
-    if model["type"] != "BPE" {
-        return Err(not_gpt2(format!("the tokenizer is {}", model["type"])));
-    }
-    if !json["normalizer"].is_null() {
-        return Err(not_gpt2("the tokenizer has a normalizer".into()));
-    }
-    let pre = &json["pre_tokenizer"];
-    if pre["type"] != "ByteLevel" || pre["add_prefix_space"] == true || pre["use_regex"] == false {
-        return Err(not_gpt2(format!("its pre-tokenizer is {pre}")));
-    }
     let size = tokenizer.vocab_size();
     if size > vocab_size {
         return Err(Error::Invalid(format!(
             "the tokenizer has {size} tokens, more than the model's vocab_size {vocab_size}"
         )));
     }
-    let mut tokens: Vec<Option<(String, i32)>> = vec![None; vocab_size];
-    let vocab = model["vocab"]
-        .as_object()
-        .ok_or_else(|| not_gpt2("the BPE model has no vocab".into()))?;
-    for (token, id) in vocab {
-        if let Some(slot) = id.as_u64().and_then(|id| tokens.get_mut(id as usize)) {
-            *slot = Some((token.clone(), NORMAL));
-        }
-    }
-    for added in json["added_tokens"].as_array().into_iter().flatten() {
-        let (Some(id), Some(content)) = (added["id"].as_u64(), added["content"].as_str()) else {
-            continue;
-        };
-        let ty = if added["special"] == true {
-            CONTROL
-        } else {
-            USER_DEFINED
-        };
-        if let Some(slot) = tokens.get_mut(id as usize) {
-            *slot = Some((content.to_string(), ty));
-        }
-    }
-    let (tokens, types) = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(id, t)| t.unwrap_or_else(|| (format!("[PAD{id}]"), UNUSED)))
-        .unzip();
-    let merges = model["merges"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| match m {
-            Json::String(s) => Ok(s.clone()),
-            Json::Array(pair) if pair.len() == 2 => Ok(format!(
-                "{} {}",
-                pair[0].as_str().unwrap_or_default(),
-                pair[1].as_str().unwrap_or_default()
-            )),
-            other => Err(not_gpt2(format!("a merge is {other}"))),
-        })
-        .collect::<Result<_>>()?;
-    Ok(Vocabulary {
-        tokens,
-        types,
-        merges,
-        end_of_text: tokenizer.end_of_text(),
-    })
+    Vocabulary::byte_level(&tokenizer_json(tokenizer)?, vocab_size)
 }
 
-fn metadata(config: &GptConfig, name: &str, vocab: Vocabulary) -> Metadata {
+fn metadata(
+    config: &GptConfig,
+    name: &str,
+    vocab: Vocabulary,
+    end_of_text: Option<u32>,
+) -> Metadata {
     let u32_of = |n: usize| Value::U32(n as u32);
-    let strings = |v: Vec<String>| Value::Array(v.into_iter().map(Value::String).collect());
     let mut entries = vec![
         ("general.architecture", Value::String("gpt2".into())),
         ("general.type", Value::String("model".into())),
@@ -228,16 +147,9 @@ fn metadata(config: &GptConfig, name: &str, vocab: Vocabulary) -> Metadata {
             "gpt2.attention.layer_norm_epsilon",
             Value::F32(LAYER_NORM_EPS as f32),
         ),
-        ("tokenizer.ggml.model", Value::String("gpt2".into())),
-        ("tokenizer.ggml.pre", Value::String("gpt-2".into())),
-        ("tokenizer.ggml.tokens", strings(vocab.tokens)),
-        (
-            "tokenizer.ggml.token_type",
-            Value::Array(vocab.types.into_iter().map(Value::I32).collect()),
-        ),
-        ("tokenizer.ggml.merges", strings(vocab.merges)),
     ];
-    if let Some(id) = vocab.end_of_text {
+    entries.extend(vocab.entries());
+    if let Some(id) = end_of_text {
         entries.push(("tokenizer.ggml.bos_token_id", Value::U32(id)));
         entries.push(("tokenizer.ggml.eos_token_id", Value::U32(id)));
     }

@@ -1,6 +1,7 @@
 //! Writing models as GGUF files in a chosen tensor type (`seer quantize`):
-//! a GGUF file requantized, or a seer/GPT-2 checkpoint converted to
-//! llama.cpp's `gpt2` architecture.
+//! a GGUF file requantized, a Hugging Face Llama or Gemma 3 folder
+//! converted as llama.cpp's `convert_hf_to_gguf.py` converts it, or a
+//! seer/GPT-2 checkpoint converted to llama.cpp's `gpt2` architecture.
 //!
 //! A [`TensorSource`] says what the output holds (metadata, tensor names and
 //! shapes in GGML order) and hands out any tensor's rows as f32; [`plan`]
@@ -17,9 +18,12 @@
 
 mod gguf_source;
 mod gpt2;
+mod hf;
+mod vocab;
 
 pub use gguf_source::GgufSource;
 pub use gpt2::GptSource;
+pub use hf::HfSource;
 
 use crate::formats::{GgufWriter, Metadata, TensorInfo, Value};
 use crate::kernels::quant::{can_quantize, dequantize_row, quantize_row, supported, GgmlType};
@@ -298,6 +302,21 @@ pub fn dequantize_rows(
         dequantize_row(ty, b, o)?;
     }
     Ok(())
+}
+
+/// The name of the folder `dir` (after resolving `.` and links), for `general.name`.
+fn folder_name(dir: &Path) -> Option<String> {
+    let dir = dir.canonicalize().ok()?;
+    Some(dir.file_name()?.to_string_lossy().into_owned())
+}
+
+/// `tokenizer` in the `tokenizers` library's JSON form.
+fn tokenizer_json(tokenizer: &crate::tokenize::Tokenizer) -> Result<serde_json::Value> {
+    let text = tokenizer
+        .inner()
+        .to_string(false)
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    serde_json::from_str(&text).map_err(|e| Error::Tokenizer(e.to_string()))
 }
 
 #[cfg(test)]

@@ -105,6 +105,55 @@ pub const PRE_TOKENIZERS: &[&str] = &[
     "stablelm2",
 ];
 
+/// The `tokenizer.ggml.pre` under which a byte-level BPE `tokenizer.json`
+/// (its `normalizer`, `pre_tokenizer` and the model's `ignore_merges`)
+/// splits text as llama.cpp does: GPT-2's ByteLevel regex (`gpt-2`), digits
+/// one by one before it (`smollm`), Llama 3's regex with words that are
+/// tokens taken whole (`llama-bpe`) or without (`dbrx`), Qwen 2's
+/// (`qwen2`). `None` for anything else, and for any normalizer.
+pub fn pre_tokenizer_of(tokenizer_json: &serde_json::Value) -> Option<&'static str> {
+    if !tokenizer_json["normalizer"].is_null() {
+        return None;
+    }
+    let pre = &tokenizer_json["pre_tokenizer"];
+    let ignore_merges = tokenizer_json["model"]["ignore_merges"] == true;
+    // A ByteLevel step without a prefix space, splitting by GPT-2's regex or not.
+    let byte_level = |step: &serde_json::Value, regex: bool| {
+        step["type"] == "ByteLevel"
+            && step["add_prefix_space"] != true
+            && (step["use_regex"] != false) == regex
+    };
+    if byte_level(pre, true) {
+        return (!ignore_merges).then_some("gpt-2");
+    }
+    if pre["type"] != "Sequence" {
+        return None;
+    }
+    match pre["pretokenizers"].as_array()?.as_slice() {
+        [digits, last]
+            if digits["type"] == "Digits"
+                && digits["individual_digits"] == true
+                && byte_level(last, true) =>
+        {
+            (!ignore_merges).then_some("smollm")
+        }
+        [split, last]
+            if split["type"] == "Split"
+                && split["behavior"] == "Isolated"
+                && split["invert"] != true
+                && byte_level(last, false) =>
+        {
+            match (split["pattern"]["Regex"].as_str()?, ignore_merges) {
+                (LLAMA3_SPLIT, true) => Some("llama-bpe"),
+                (LLAMA3_SPLIT, false) => Some("dbrx"),
+                (QWEN2_SPLIT, false) => Some("qwen2"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
 fn pre_tokenizer(name: &str) -> Result<PreTokenizer> {
     let plain = |splits| PreTokenizer {
         splits,
@@ -849,5 +898,71 @@ mod tests {
         entries.retain(|(k, _)| k != SCORES);
         let err = error(&Metadata::new(entries));
         assert!(err.contains(SCORES) && err.contains(MERGES), "{err}");
+    }
+
+    #[test]
+    fn tokenizer_json_pre_tokenizers_map_to_llama_cpp_names() {
+        use serde_json::json;
+        let byte_level = |regex: bool| json!({"type": "ByteLevel", "add_prefix_space": false, "use_regex": regex});
+        let split = |regex: &str| {
+            json!({"type": "Split", "pattern": {"Regex": regex},
+            "behavior": "Isolated", "invert": false})
+        };
+        let tokenizer = |pre: serde_json::Value, ignore_merges: bool| {
+            json!({"normalizer": null, "pre_tokenizer": pre,
+                "model": {"type": "BPE", "ignore_merges": ignore_merges}})
+        };
+        let sequence =
+            |steps: Vec<serde_json::Value>| json!({"type": "Sequence", "pretokenizers": steps});
+        let digits = json!({"type": "Digits", "individual_digits": true});
+        let cases = [
+            (tokenizer(byte_level(true), false), Some("gpt-2")),
+            (
+                tokenizer(sequence(vec![digits.clone(), byte_level(true)]), false),
+                Some("smollm"),
+            ),
+            (
+                tokenizer(sequence(vec![split(LLAMA3_SPLIT), byte_level(false)]), true),
+                Some("llama-bpe"),
+            ),
+            (
+                tokenizer(
+                    sequence(vec![split(LLAMA3_SPLIT), byte_level(false)]),
+                    false,
+                ),
+                Some("dbrx"),
+            ),
+            (
+                tokenizer(sequence(vec![split(QWEN2_SPLIT), byte_level(false)]), false),
+                Some("qwen2"),
+            ),
+            // Digits without GPT-2's split, a prefix space, a regex seer does not
+            // map, a normalizer: none.
+            (
+                tokenizer(sequence(vec![digits, byte_level(false)]), false),
+                None,
+            ),
+            (
+                tokenizer(
+                    json!({"type": "ByteLevel", "add_prefix_space": true}),
+                    false,
+                ),
+                None,
+            ),
+            (
+                tokenizer(sequence(vec![split(GPT2_SPLIT), byte_level(false)]), false),
+                None,
+            ),
+            (
+                json!({"normalizer": {"type": "NFC"}, "pre_tokenizer": byte_level(true)}),
+                None,
+            ),
+        ];
+        for (json, name) in cases {
+            assert_eq!(pre_tokenizer_of(&json), name, "{json}");
+        }
+        for name in ["gpt-2", "smollm", "llama-bpe", "dbrx", "qwen2"] {
+            assert!(PRE_TOKENIZERS.contains(&name));
+        }
     }
 }

@@ -17,7 +17,7 @@ mod value;
 pub use chat_template::{ChatMessage, ChatTemplate, CHATML};
 pub use fuzz::{fuzz_gguf, FuzzReport};
 pub use gguf::{Gguf, TensorInfo, DEFAULT_ALIGNMENT, MAGIC, MAX_DIMS};
-pub use gguf_tokenizer::{GgufTokenizer, PRE_TOKENIZERS};
+pub use gguf_tokenizer::{pre_tokenizer_of, GgufTokenizer, PRE_TOKENIZERS};
 pub use gguf_writer::{GgufWriter, MAX_NAME_BYTES};
 pub use hf_tokenizer::HfTokenizer;
 pub use special_tokens::SpecialTokens;

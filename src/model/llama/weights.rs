@@ -6,6 +6,7 @@
 //! forward pass applies.
 
 use super::config::{Family, LlamaConfig};
+use super::Llama;
 use crate::formats::{Gguf, TensorInfo};
 use crate::kernels::quant::{GgmlType, QMatrix, WeightBytes};
 use crate::{Error, Result};
@@ -117,6 +118,81 @@ impl Weights {
             output_norm: source.norm(Tensor::OutputNorm, c.n_embd)?,
             output,
         })
+    }
+}
+
+/// One tensor as a GGUF file holds it: its llama.cpp name, its GGML
+/// dimensions (the row length first) and its values.
+pub type GgufTensor = (String, Vec<u64>, QMatrix);
+
+impl Llama {
+    /// The model's tensors named and ordered as llama.cpp's converter
+    /// writes them: `token_embd`, each block's (`attn_norm`, `attn_q`, ...),
+    /// `output_norm`, and `output` unless tied to the embeddings. Norms are
+    /// one-row f32 matrices of the multipliers the model applies (Gemma 3's
+    /// `1 + w`, which is what its GGUF files store). Matrices are as loaded:
+    /// a model whose RoPE pairs halves (a Llama read from a Hugging Face
+    /// folder) keeps its q/k rows in that order, which a `llama` GGUF
+    /// permutes.
+    pub fn gguf_tensors(&self) -> Result<Vec<GgufTensor>> {
+        self.weights
+            .in_gguf_order()
+            .into_iter()
+            .map(|(tensor, values)| {
+                let name = gguf_name(tensor);
+                Ok(match values {
+                    Stored::Matrix(m) => (name, vec![m.cols() as u64, m.rows() as u64], m.clone()),
+                    Stored::Norm(w) => {
+                        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        let m = QMatrix::new(GgmlType::F32, 1, w.len(), WeightBytes::new(bytes))?;
+                        (name, vec![w.len() as u64], m)
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// A tensor's values in memory.
+enum Stored<'a> {
+    Matrix(&'a QMatrix),
+    Norm(&'a [f32]),
+}
+
+impl Weights {
+    /// Every tensor by what it is for, in the order llama.cpp's converter
+    /// writes them.
+    fn in_gguf_order(&self) -> Vec<(Tensor, Stored<'_>)> {
+        use LayerTensor::*;
+        use Stored::{Matrix, Norm};
+        let mut out = vec![(Tensor::Embeddings, Matrix(&self.embeddings))];
+        for (l, w) in self.layers.iter().enumerate() {
+            let parts = [
+                (AttnNorm, Some(Norm(&w.attn_norm))),
+                (Query, Some(Matrix(&w.wq))),
+                (Key, Some(Matrix(&w.wk))),
+                (Value, Some(Matrix(&w.wv))),
+                (QueryNorm, w.q_norm.as_deref().map(Norm)),
+                (KeyNorm, w.k_norm.as_deref().map(Norm)),
+                (AttnOutput, Some(Matrix(&w.wo))),
+                (PostAttnNorm, w.post_attn_norm.as_deref().map(Norm)),
+                (FfnNorm, Some(Norm(&w.ffn_norm))),
+                (Gate, Some(Matrix(&w.w_gate))),
+                (Up, Some(Matrix(&w.w_up))),
+                (Down, Some(Matrix(&w.w_down))),
+                (PostFfnNorm, w.post_ffn_norm.as_deref().map(Norm)),
+            ];
+            out.extend(
+                parts
+                    .into_iter()
+                    .filter_map(|(part, values)| Some((Tensor::Layer(l, part), values?))),
+            );
+        }
+        out.push((Tensor::OutputNorm, Norm(&self.output_norm)));
+        if let Some(output) = &self.output {
+            out.push((Tensor::Output, Matrix(output)));
+        }
+        out
     }
 }
 
