@@ -7,9 +7,12 @@
 //! For each group of eight rows and each 32-element block, in order:
 //! - the eight rows' f16 scales `d` (16 bytes);
 //! - Q4_1 only: their f16 minimums `m` (16 bytes);
+//! - Q5_0 only: their fifth bits (32 bytes), row `r`'s four bytes at
+//!   `4·r`, byte `p` holding the fifth bits of piece `p`: elements
+//!   `4p .. 4p + 4` in bits 0–3, `16 + 4p ..` in bits 4–7;
 //! - the quants in four-element pieces: piece `p` of row `r` at byte
 //!   `32·p + 4·r`. Q8_0 has eight pieces (elements `4p .. 4p + 4`, 256
-//!   bytes); Q4_0 and Q4_1 four, whose bytes hold elements `4p .. 4p + 4`
+//!   bytes); Q4_0, Q4_1 and Q5_0 four, whose bytes hold elements `4p .. 4p + 4`
 //!   in their low nibbles and `16 + 4p ..` in their high ones (as GGML
 //!   packs them: 128 bytes).
 //!
@@ -37,13 +40,17 @@ pub struct Interleaved {
 
 /// Whether weights of type `ty` can be regrouped.
 pub fn can_interleave(ty: GgmlType) -> bool {
-    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+    matches!(
+        ty,
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0
+    )
 }
 
 /// Bytes of one group's block of type `ty`.
 pub const fn group_block_bytes(ty: GgmlType) -> usize {
     match ty {
         GgmlType::Q4_1 => 32 + 128,
+        GgmlType::Q5_0 => 48 + 128,
         GgmlType::Q4_0 => 16 + 128,
         _ => 16 + 256,
     }
@@ -69,6 +76,7 @@ impl Interleaved {
         let block_bytes = ty.block_bytes();
         let quant_at = match ty {
             GgmlType::Q4_1 => blocks::q4_1::QS,
+            GgmlType::Q5_0 => blocks::q5_0::QS,
             GgmlType::Q4_0 => blocks::q4_0::QS,
             _ => blocks::q8_0::QS,
         };
@@ -96,6 +104,16 @@ impl Interleaved {
                 if ty == GgmlType::Q4_1 {
                     for r in 0..GROUP {
                         bytes.extend_from_slice(&block(r)[2..4]);
+                    }
+                }
+                if ty == GgmlType::Q5_0 {
+                    for r in 0..GROUP {
+                        let at = blocks::q5_0::QH;
+                        let qh =
+                            u32::from_le_bytes(block(r)[at..at + 4].try_into().expect("4 bytes"));
+                        bytes.extend((0..4).map(|p| {
+                            ((qh >> (4 * p)) & 0xf | ((qh >> (16 + 4 * p)) & 0xf) << 4) as u8
+                        }));
                     }
                 }
                 for p in 0..pieces {
@@ -145,6 +163,7 @@ pub unsafe fn dot_groups<const T: usize>(
     match ty {
         GgmlType::Q4_0 => dot_groups_of::<T, 0>(w, blocks, x, out),
         GgmlType::Q4_1 => dot_groups_of::<T, 1>(w, blocks, x, out),
+        GgmlType::Q5_0 => dot_groups_of::<T, 5>(w, blocks, x, out),
         GgmlType::Q8_0 => dot_groups_of::<T, 8>(w, blocks, x, out),
         _ => unreachable!("only regrouped types come here"),
     }
@@ -165,7 +184,7 @@ pub unsafe fn dot_groups<const T: usize>(
     unreachable!("weights are regrouped only where AVX2 runs")
 }
 
-/// [`dot_groups`] for one kind: 0 (Q4_0), 1 (Q4_1) or 8 (Q8_0).
+/// [`dot_groups`] for one kind: 0 (Q4_0), 1 (Q4_1), 5 (Q5_0) or 8 (Q8_0).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_groups_of<const T: usize, const KIND: u8>(
@@ -178,6 +197,7 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
     let ty = match KIND {
         0 => GgmlType::Q4_0,
         1 => GgmlType::Q4_1,
+        5 => GgmlType::Q5_0,
         _ => GgmlType::Q8_0,
     };
     let gb = group_block_bytes(ty);
@@ -204,7 +224,11 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
                 _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES + 64).cast());
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
-                let quants = p.add(if KIND == 1 { 32 } else { 16 });
+                let quants = p.add(match KIND {
+                    1 => 32,
+                    5 => 48,
+                    _ => 16,
+                });
                 let mut sums = [_mm256_setzero_si256(); T];
                 if KIND == 8 {
                     for k in 0..8 {
@@ -213,6 +237,45 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
                         for (sum, xb) in sums.iter_mut().zip(x.iter().map(|x| &x[b])) {
                             let signed = _mm256_sign_epi8(piece(xb, 4 * k), q);
                             let pairs = _mm256_maddubs_epi16(magnitude, signed);
+                            *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
+                        }
+                    }
+                } else if KIND == 5 {
+                    // Fifth bits: byte p of each row's four, spread to its four
+                    // elements' bytes and set as 16 where present.
+                    let fifth = _mm256_loadu_si256(p.add(16).cast());
+                    let low_bits = _mm256_set1_epi32(0x0804_0201);
+                    let high_bits = _mm256_set1_epi32(0x8040_2010u32 as i32);
+                    let sixteen = _mm256_set1_epi8(0x10);
+                    for k in 0..4 {
+                        // Row r's byte k (at 4r + k in its 128-bit half) in all four of its bytes.
+                        let at = |r: i32| (4 * r + k as i32) * 0x0101_0101;
+                        let pick = _mm256_setr_epi32(
+                            at(0),
+                            at(1),
+                            at(2),
+                            at(3),
+                            at(0),
+                            at(1),
+                            at(2),
+                            at(3),
+                        );
+                        let spread = _mm256_shuffle_epi8(fifth, pick);
+                        let q = _mm256_loadu_si256(quants.add(32 * k).cast());
+                        let set = |bits| {
+                            let on = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
+                            _mm256_and_si256(on, sixteen)
+                        };
+                        let low = _mm256_or_si256(_mm256_and_si256(q, low4), set(low_bits));
+                        let high = _mm256_or_si256(
+                            _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4),
+                            set(high_bits),
+                        );
+                        // |Σ| ≤ 2·2·31·127 < 2^15 before widening.
+                        for (sum, xb) in sums.iter_mut().zip(x.iter().map(|x| &x[b])) {
+                            let a = _mm256_maddubs_epi16(low, piece(xb, 4 * k));
+                            let c = _mm256_maddubs_epi16(high, piece(xb, 16 + 4 * k));
+                            let pairs = _mm256_add_epi16(a, c);
                             *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, ones));
                         }
                     }
@@ -240,10 +303,11 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
                 for ((acc, sum), xb) in acc.iter_mut().zip(sums).zip(x.iter().map(|x| &x[b])) {
                     let scale = _mm256_mul_ps(d, _mm256_set1_ps(xb.d));
                     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
-                    // The offset: + m·s (Q4_1), − 8·d·s (Q4_0).
+                    // The offset: + m·s (Q4_1), − 8·d·s (Q4_0), − 16·d·s (Q5_0).
                     match KIND {
                         1 => *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.s), *acc),
                         0 => *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(-8.0 * xb.s), *acc),
+                        5 => *acc = _mm256_fmadd_ps(m, _mm256_set1_ps(-16.0 * xb.s), *acc),
                         _ => {}
                     }
                 }
@@ -263,7 +327,12 @@ mod tests {
 
     #[test]
     fn regrouping_moves_every_byte_once_to_its_documented_place() {
-        for ty in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+        ] {
             let (rows, cols) = (16, 64);
             let src: Vec<u8> = (0..rows)
                 .flat_map(|r| {
@@ -282,7 +351,11 @@ mod tests {
             let block = &src[11 * row_bytes + ty.block_bytes()..][..ty.block_bytes()];
             let group = &packed.groups(1..2)[group_block_bytes(ty)..];
             assert_eq!(&group[6..8], &block[..2], "{ty}: d");
-            let quants_at = if ty == GgmlType::Q4_1 { 32 } else { 16 };
+            let quants_at = match ty {
+                GgmlType::Q4_1 => 32,
+                GgmlType::Q5_0 => 48,
+                _ => 16,
+            };
             let block_quants =
                 &block[ty.block_bytes() - if ty == GgmlType::Q8_0 { 32 } else { 16 }..];
             assert_eq!(
@@ -292,6 +365,12 @@ mod tests {
             );
             if ty == GgmlType::Q4_1 {
                 assert_eq!(&group[16 + 6..16 + 8], &block[2..4], "m");
+            }
+            if ty == GgmlType::Q5_0 {
+                // Piece 2's fifth bits: elements 8..12 low, 24..28 high.
+                let qh = u32::from_le_bytes(block[2..6].try_into().unwrap());
+                let want = ((qh >> 8) & 0xf) | ((qh >> 24) & 0xf) << 4;
+                assert_eq!(group[16 + 12 + 2] as u32, want, "fifth bits");
             }
         }
         let zeros = |n: usize| WeightBytes::new(vec![0u8; n]);
