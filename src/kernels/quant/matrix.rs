@@ -81,7 +81,8 @@ impl QMatrix {
                 bytes.len()
             )));
         }
-        let interleaved = if KernelPath::Avx2.available() {
+        // Regrouped only where this process runs the SIMD kernels.
+        let interleaved = if KernelPath::detect().is_ok_and(KernelPath::is_simd) {
             Interleaved::new(ty, rows, cols, row_bytes as usize, &bytes).map(Arc::new)
         } else {
             None
