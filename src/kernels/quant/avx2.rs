@@ -62,9 +62,9 @@ pub unsafe fn dot_rows(
 }
 
 // Weight kinds, as const generic parameters (each kernel is compiled once per kind).
-const F32: u8 = 0;
-const F16: u8 = 1;
-const BF16: u8 = 2;
+pub(super) const F32: u8 = 0;
+pub(super) const F16: u8 = 1;
+pub(super) const BF16: u8 = 2;
 const Q4_0: u8 = 3;
 const Q4_1: u8 = 4;
 const Q5_0: u8 = 5;
@@ -93,7 +93,7 @@ fn dot_u8_i8(u: __m256i, x: __m256i) -> __m256i {
 /// `p` must point to eight readable weights.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-unsafe fn load8<const KIND: u8>(p: *const u8) -> __m256 {
+pub(super) unsafe fn load8<const KIND: u8>(p: *const u8) -> __m256 {
     // SAFETY: the caller vouches for the 32 (f32) or 16 (f16, bf16) bytes.
     unsafe {
         match KIND {

@@ -16,11 +16,15 @@
 //!   in their low nibbles and `16 + 4p ..` in their high ones (as GGML
 //!   packs them: 128 bytes).
 //!
+//! Float weights (F32, F16, BF16) are regrouped column by column: the eight
+//! rows' values of column `k` side by side, so that one broadcast activation
+//! feeds the eight rows' multiply-adds.
+//!
 //! So a group takes as many bytes as its eight rows did: only their order
 //! changes.
 
 use super::activations::Q8Block;
-use super::blocks::{self, QK};
+use super::blocks;
 use super::{GgmlType, WeightBytes};
 
 /// Rows regrouped together.
@@ -34,16 +38,31 @@ const PREFETCH_BYTES: usize = 1024;
 #[derive(Clone, Debug)]
 pub struct Interleaved {
     ty: GgmlType,
+    /// Blocks per row (columns, for float weights).
     blocks: usize,
     bytes: Vec<u8>,
 }
 
+/// One activation row as the regrouped kernels take it.
+#[derive(Clone, Copy)]
+pub enum Row<'a> {
+    /// 8-bit blocks (quantized weights).
+    Q8(&'a [Q8Block]),
+    /// Plain values (float weights).
+    F32(&'a [f32]),
+}
+
 /// Whether weights of type `ty` can be regrouped.
 pub fn can_interleave(ty: GgmlType) -> bool {
-    matches!(
-        ty,
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0
-    )
+    is_float(ty)
+        || matches!(
+            ty,
+            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0
+        )
+}
+
+fn is_float(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
 /// Bytes of one group's block of type `ty`.
@@ -52,6 +71,8 @@ pub const fn group_block_bytes(ty: GgmlType) -> usize {
         GgmlType::Q4_1 => 32 + 128,
         GgmlType::Q5_0 => 48 + 128,
         GgmlType::Q4_0 => 16 + 128,
+        GgmlType::F32 => 4 * GROUP,
+        GgmlType::F16 | GgmlType::BF16 => 2 * GROUP,
         _ => 16 + 256,
     }
 }
@@ -69,10 +90,13 @@ impl Interleaved {
         row_bytes: usize,
         src: &WeightBytes,
     ) -> Option<Self> {
-        if !can_interleave(ty) || !rows.is_multiple_of(GROUP) || !cols.is_multiple_of(QK) {
+        if !can_interleave(ty)
+            || !rows.is_multiple_of(GROUP)
+            || !cols.is_multiple_of(ty.block_len())
+        {
             return None;
         }
-        let blocks = cols / QK;
+        let blocks = cols / ty.block_len();
         let block_bytes = ty.block_bytes();
         let quant_at = match ty {
             GgmlType::Q4_1 => blocks::q4_1::QS,
@@ -98,6 +122,12 @@ impl Interleaved {
                     let start = (group * GROUP + r) * row_bytes + b * block_bytes;
                     &src.bytes()[start..start + block_bytes]
                 };
+                if is_float(ty) {
+                    for r in 0..GROUP {
+                        bytes.extend_from_slice(block(r));
+                    }
+                    continue;
+                }
                 for r in 0..GROUP {
                     bytes.extend_from_slice(&block(r)[..2]);
                 }
@@ -147,7 +177,7 @@ impl Interleaved {
 
 /// `out[t][8g + r] = row (8g + r) · x[t]` for the groups of eight rows in
 /// `w` (whole groups of `blocks` blocks, as [`Interleaved::groups`] gives
-/// them) and `T` activation rows of `blocks` blocks each.
+/// them) and `T` activation rows, in the form `ty` takes.
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C. (Sizes are checked here.)
@@ -157,15 +187,90 @@ pub unsafe fn dot_groups<const T: usize>(
     ty: GgmlType,
     w: &[u8],
     blocks: usize,
-    x: [&[Q8Block]; T],
+    x: [Row<'_>; T],
     out: [&mut [f32]; T],
 ) {
-    match ty {
-        GgmlType::Q4_0 => dot_groups_of::<T, 0>(w, blocks, x, out),
-        GgmlType::Q4_1 => dot_groups_of::<T, 1>(w, blocks, x, out),
-        GgmlType::Q5_0 => dot_groups_of::<T, 5>(w, blocks, x, out),
-        GgmlType::Q8_0 => dot_groups_of::<T, 8>(w, blocks, x, out),
+    use super::avx2::{BF16, F16, F32};
+    let q8 = || {
+        x.map(|row| match row {
+            Row::Q8(blocks) => blocks,
+            Row::F32(_) => unreachable!("quantized weights take 8-bit blocks"),
+        })
+    };
+    let f32 = || {
+        x.map(|row| match row {
+            Row::F32(values) => values,
+            Row::Q8(_) => unreachable!("float weights take plain values"),
+        })
+    };
+    match (ty, T) {
+        (GgmlType::Q4_0, _) => dot_groups_of::<T, 0>(w, blocks, q8(), out),
+        (GgmlType::Q4_1, _) => dot_groups_of::<T, 1>(w, blocks, q8(), out),
+        (GgmlType::Q5_0, _) => dot_groups_of::<T, 5>(w, blocks, q8(), out),
+        (GgmlType::Q8_0, _) => dot_groups_of::<T, 8>(w, blocks, q8(), out),
+        (GgmlType::F32, _) => dot_float_groups::<T, F32>(w, blocks, f32(), out),
+        (GgmlType::F16, _) => dot_float_groups::<T, F16>(w, blocks, f32(), out),
+        (GgmlType::BF16, _) => dot_float_groups::<T, BF16>(w, blocks, f32(), out),
         _ => unreachable!("only regrouped types come here"),
+    }
+}
+
+/// Independent chains of multiply-adds per activation row in the float
+/// kernel (the same for any number of rows, so that a prompt's products
+/// equal one token's bit for bit).
+#[cfg(target_arch = "x86_64")]
+const CHAINS: usize = 2;
+
+/// [`dot_groups`] for float weights of kind `KIND` (as `avx2::load8`
+/// takes it) and `cols` columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dot_float_groups<const T: usize, const KIND: u8>(
+    w: &[u8],
+    cols: usize,
+    x: [&[f32]; T],
+    out: [&mut [f32]; T],
+) {
+    use std::arch::x86_64::*;
+    let column_bytes = if KIND == super::avx2::F32 { 32 } else { 16 };
+    let groups = w.len() / (cols * column_bytes).max(1);
+    assert!(cols > 0 && w.len() == groups * cols * column_bytes);
+    assert!(x.iter().all(|x| x.len() == cols));
+    assert!(out.iter().all(|o| o.len() == groups * GROUP));
+    let mut out = out;
+    for g in 0..groups {
+        let mut acc = [[_mm256_setzero_ps(); CHAINS]; T];
+        // SAFETY: group g's `cols` columns lie inside `w` (asserted above),
+        // and column k < cols of each activation row exists.
+        unsafe {
+            let base = w.as_ptr().add(g * cols * column_bytes);
+            let mut k = 0;
+            while k + CHAINS <= cols {
+                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add((k + 32) * column_bytes).cast());
+                for c in 0..CHAINS {
+                    let weights = super::avx2::load8::<KIND>(base.add((k + c) * column_bytes));
+                    for (acc, x) in acc.iter_mut().zip(&x) {
+                        let xk = _mm256_broadcast_ss(x.get_unchecked(k + c));
+                        acc[c] = _mm256_fmadd_ps(weights, xk, acc[c]);
+                    }
+                }
+                k += CHAINS;
+            }
+            while k < cols {
+                let weights = super::avx2::load8::<KIND>(base.add(k * column_bytes));
+                for (acc, x) in acc.iter_mut().zip(&x) {
+                    acc[0] = _mm256_fmadd_ps(weights, _mm256_broadcast_ss(&x[k]), acc[0]);
+                }
+                k += 1;
+            }
+        }
+        for (o, acc) in out.iter_mut().zip(acc) {
+            let sum = acc
+                .iter()
+                .fold(_mm256_setzero_ps(), |s, &a| _mm256_add_ps(s, a));
+            // SAFETY: `o` holds `groups · 8` values (asserted above).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(g * GROUP), sum) };
+        }
     }
 }
 
@@ -178,7 +283,7 @@ pub unsafe fn dot_groups<const T: usize>(
     _: GgmlType,
     _: &[u8],
     _: usize,
-    _: [&[Q8Block]; T],
+    _: [Row<'_>; T],
     _: [&mut [f32]; T],
 ) {
     unreachable!("weights are regrouped only where AVX2 runs")

@@ -2,9 +2,9 @@
 //! products with activations (one token for generation, several for a
 //! prompt), split across rayon's threads in coarse blocks of rows.
 
-use super::activations::{Activations, Q8Block};
+use super::activations::Activations;
 use super::dequant::{dequantize_blocks, supported};
-use super::interleaved::{group_block_bytes, Interleaved, GROUP};
+use super::interleaved::{group_block_bytes, Interleaved, Row, GROUP};
 use super::path::KernelPath;
 use super::{portable, GgmlType, WeightBytes};
 use crate::{Error, Result};
@@ -209,18 +209,23 @@ impl QMatrix {
                 forms.push((kind, rows));
             }
         }
-        let q8: Vec<&[Q8Block]> = forms
-            .iter()
-            .find(|(kind, _)| *kind == super::blocks::QK)
-            .map(|(_, rows)| {
-                rows.iter()
-                    .map(|a| match a {
-                        Activations::Q8(blocks) => blocks.as_slice(),
-                        _ => unreachable!("32-element kinds take Q8 blocks"),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // Each regrouped product's activation rows, by weight kind.
+        let rows_of = |kind: usize| -> Vec<Row<'_>> {
+            forms
+                .iter()
+                .find(|(k, _)| *k == kind)
+                .map(|(_, rows)| {
+                    rows.iter()
+                        .map(|a| match a {
+                            Activations::Q8(blocks) => Row::Q8(blocks),
+                            Activations::F32(values) => Row::F32(values),
+                            Activations::Q8K(_) => unreachable!("K-quants are not regrouped"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let (q8_rows, f32_rows) = (rows_of(super::blocks::QK), rows_of(1));
         let tasks: Vec<Task<'_>> = products
             .iter_mut()
             .flat_map(|(m, y)| m.tasks(n, y))
@@ -228,7 +233,14 @@ impl QMatrix {
         tasks.into_par_iter().for_each(|task| {
             let m = task.matrix;
             match m.interleaved.as_deref().filter(|_| path.is_simd()) {
-                Some(packed) => dot_interleaved(packed, task.first, &q8, task.outs),
+                Some(packed) => {
+                    let rows = if m.ty.block_len() == 1 {
+                        &f32_rows
+                    } else {
+                        &q8_rows
+                    };
+                    dot_interleaved(packed, task.first, rows, task.outs)
+                }
                 None => {
                     let acts = &forms
                         .iter()
@@ -302,12 +314,7 @@ impl QMatrix {
 /// Regrouped rows `first ..` (as many as each of `outs` holds, whole
 /// groups) times every activation row in `x`: a cache-sized block of groups
 /// at a time, four activation rows at a time.
-fn dot_interleaved(
-    packed: &Interleaved,
-    first: usize,
-    x: &[&[Q8Block]],
-    mut outs: Vec<&mut [f32]>,
-) {
+fn dot_interleaved(packed: &Interleaved, first: usize, x: &[Row<'_>], mut outs: Vec<&mut [f32]>) {
     let len = outs.first().map_or(0, |o| o.len());
     let (first, groups) = (first / GROUP, len / GROUP);
     let per_group = packed.blocks() * group_block_bytes(packed.ty());
@@ -319,7 +326,7 @@ fn dot_interleaved(
             let mut outs = outs.iter_mut().map(|o| &mut o[start * GROUP..end * GROUP]);
             macro_rules! tokens {
                 ($t:literal) => {{
-                    let x: [&[Q8Block]; $t] = std::array::from_fn(|i| x[i]);
+                    let x: [Row<'_>; $t] = std::array::from_fn(|i| x[i]);
                     let out: [&mut [f32]; $t] =
                         std::array::from_fn(|_| outs.next().expect("one output per row"));
                     // SAFETY: regrouped weights exist only where the CPU runs AVX2, FMA and F16C.
