@@ -215,14 +215,11 @@ pub unsafe fn dot_groups<const T: usize>(
     }
 }
 
-/// Independent chains of multiply-adds per activation row in the float
-/// kernel (the same for any number of rows, so that a prompt's products
-/// equal one token's bit for bit).
-#[cfg(target_arch = "x86_64")]
-const CHAINS: usize = 2;
-
 /// [`dot_groups`] for float weights of kind `KIND` (as `avx2::load8`
-/// takes it) and `cols` columns.
+/// takes it) and `cols` columns: two groups at a time, so that each
+/// broadcast activation feeds sixteen rows. Every (group, activation row)
+/// sum runs over the columns in order, whatever the number of rows, so a
+/// prompt's products equal one token's bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_float_groups<const T: usize, const KIND: u8>(
@@ -231,45 +228,62 @@ fn dot_float_groups<const T: usize, const KIND: u8>(
     x: [&[f32]; T],
     out: [&mut [f32]; T],
 ) {
-    use std::arch::x86_64::*;
     let column_bytes = if KIND == super::avx2::F32 { 32 } else { 16 };
     let groups = w.len() / (cols * column_bytes).max(1);
     assert!(cols > 0 && w.len() == groups * cols * column_bytes);
     assert!(x.iter().all(|x| x.len() == cols));
     assert!(out.iter().all(|o| o.len() == groups * GROUP));
     let mut out = out;
-    for g in 0..groups {
-        let mut acc = [[_mm256_setzero_ps(); CHAINS]; T];
-        // SAFETY: group g's `cols` columns lie inside `w` (asserted above),
-        // and column k < cols of each activation row exists.
-        unsafe {
-            let base = w.as_ptr().add(g * cols * column_bytes);
-            let mut k = 0;
-            while k + CHAINS <= cols {
-                _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add((k + 32) * column_bytes).cast());
-                for c in 0..CHAINS {
-                    let weights = super::avx2::load8::<KIND>(base.add((k + c) * column_bytes));
-                    for (acc, x) in acc.iter_mut().zip(&x) {
-                        let xk = _mm256_broadcast_ss(x.get_unchecked(k + c));
-                        acc[c] = _mm256_fmadd_ps(weights, xk, acc[c]);
-                    }
+    let mut g = 0;
+    while g < groups {
+        if g + 1 < groups {
+            float_panels::<T, 2, KIND>(w, g, cols, column_bytes, &x, &mut out);
+            g += 2;
+        } else {
+            float_panels::<T, 1, KIND>(w, g, cols, column_bytes, &x, &mut out);
+            g += 1;
+        }
+    }
+}
+
+/// Groups `g .. g + P` of [`dot_float_groups`], into their outputs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn float_panels<const T: usize, const P: usize, const KIND: u8>(
+    w: &[u8],
+    g: usize,
+    cols: usize,
+    column_bytes: usize,
+    x: &[&[f32]; T],
+    out: &mut [&mut [f32]; T],
+) {
+    use std::arch::x86_64::*;
+    let panel = cols * column_bytes;
+    assert!(w.len() >= (g + P) * panel && x.iter().all(|x| x.len() == cols));
+    let mut acc = [[_mm256_setzero_ps(); P]; T];
+    // SAFETY: groups g .. g + P lie inside `w` (asserted), each `cols`
+    // columns of `column_bytes`; column k < cols of every activation row exists.
+    unsafe {
+        let bases: [*const u8; P] = std::array::from_fn(|j| w.as_ptr().add((g + j) * panel));
+        for k in 0..cols {
+            let weights: [__m256; P] = std::array::from_fn(|j| {
+                let at = bases[j].add(k * column_bytes);
+                _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH_BYTES).cast());
+                super::avx2::load8::<KIND>(at)
+            });
+            for (acc, x) in acc.iter_mut().zip(x) {
+                let xk = _mm256_broadcast_ss(x.get_unchecked(k));
+                for (a, &wj) in acc.iter_mut().zip(&weights) {
+                    *a = _mm256_fmadd_ps(wj, xk, *a);
                 }
-                k += CHAINS;
-            }
-            while k < cols {
-                let weights = super::avx2::load8::<KIND>(base.add(k * column_bytes));
-                for (acc, x) in acc.iter_mut().zip(&x) {
-                    acc[0] = _mm256_fmadd_ps(weights, _mm256_broadcast_ss(&x[k]), acc[0]);
-                }
-                k += 1;
             }
         }
-        for (o, acc) in out.iter_mut().zip(acc) {
-            let sum = acc
-                .iter()
-                .fold(_mm256_setzero_ps(), |s, &a| _mm256_add_ps(s, a));
-            // SAFETY: `o` holds `groups · 8` values (asserted above).
-            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(g * GROUP), sum) };
+    }
+    for (o, acc) in out.iter_mut().zip(acc) {
+        for (j, sum) in acc.into_iter().enumerate() {
+            assert!(o.len() >= (g + j + 1) * GROUP);
+            // SAFETY: `o` holds group g + j's eight values (asserted).
+            unsafe { _mm256_storeu_ps(o.as_mut_ptr().add((g + j) * GROUP), sum) };
         }
     }
 }
