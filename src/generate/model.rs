@@ -83,7 +83,7 @@ impl TextModel for Gpt {
         tokens: &[u32],
         caches: &mut [&mut KvCache],
     ) -> Result<Vec<Vec<f32>>> {
-        check_batch(tokens, caches)?;
+        // forward_cached_batch checks the batch itself.
         Ok(self
             .forward_cached_batch(tokens, caches)?
             .to_dtype(DType::F32)?
