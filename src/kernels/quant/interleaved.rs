@@ -32,7 +32,7 @@ pub const GROUP: usize = 8;
 
 /// How far ahead of the block being multiplied the kernels prefetch weights.
 #[cfg(target_arch = "x86_64")]
-const PREFETCH_BYTES: usize = 1024;
+const PREFETCH_BYTES: usize = 2048;
 
 /// A `rows × cols` matrix regrouped for the AVX2 kernels.
 #[derive(Clone, Debug)]
@@ -340,8 +340,9 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
             unsafe {
                 let p = w.as_ptr().add((g * blocks + b) * gb);
                 // Ask for the weights a few blocks ahead (a hint: never faults).
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES).cast());
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES + 64).cast());
+                for line in (0..gb).step_by(64) {
+                    _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES + line).cast());
+                }
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
                 let quants = p.add(match KIND {
                     1 => 32,
