@@ -133,6 +133,11 @@ impl Gguf {
         let data = bytes
             .slice(data_start.min(bytes.len())..bytes.len())
             .ok_or_else(|| bad("the tensor data lies outside the file".to_string()))?;
+        // The metadata and tensor infos are copied: a mapped file's header
+        // pages need not stay in memory.
+        if let Some(header) = bytes.slice(0..data_start.min(bytes.len())) {
+            header.release();
+        }
         Ok(Self {
             path: path.to_path_buf(),
             version,

@@ -65,6 +65,26 @@ fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
+/// Where a quantized block's quants start in GGML's layout, and how many
+/// four-byte pieces they make.
+fn quant_layout(ty: GgmlType) -> (usize, usize) {
+    match ty {
+        GgmlType::Q4_1 => (blocks::q4_1::QS, 4),
+        GgmlType::Q5_0 => (blocks::q5_0::QS, 4),
+        GgmlType::Q4_0 => (blocks::q4_0::QS, 4),
+        _ => (blocks::q8_0::QS, 8),
+    }
+}
+
+/// Where the quants start in a group's block of quantized type `ty`.
+const fn packed_quants_at(ty: GgmlType) -> usize {
+    match ty {
+        GgmlType::Q4_1 => 32,
+        GgmlType::Q5_0 => 48,
+        _ => 16,
+    }
+}
+
 /// Bytes of one group's block of type `ty`.
 pub const fn group_block_bytes(ty: GgmlType) -> usize {
     match ty {
@@ -98,13 +118,7 @@ impl Interleaved {
         }
         let blocks = cols / ty.block_len();
         let block_bytes = ty.block_bytes();
-        let quant_at = match ty {
-            GgmlType::Q4_1 => blocks::q4_1::QS,
-            GgmlType::Q5_0 => blocks::q5_0::QS,
-            GgmlType::Q4_0 => blocks::q4_0::QS,
-            _ => blocks::q8_0::QS,
-        };
-        let pieces = if ty == GgmlType::Q8_0 { 8 } else { 4 };
+        let (quant_at, pieces) = quant_layout(ty);
         let mut bytes = Vec::with_capacity(rows / GROUP * blocks * group_block_bytes(ty));
         let group_bytes = GROUP * row_bytes;
         // Groups copied between releases: about a megabyte of the source.
@@ -156,6 +170,44 @@ impl Interleaved {
         let groups = rows / GROUP;
         release((groups - 1) / batch * batch..groups);
         Some(Self { ty, blocks, bytes })
+    }
+
+    /// Row `r`'s bytes as GGML stores them (the inverse of the regrouping),
+    /// into `out` (one row's bytes): so that a row can be read, as an
+    /// embedding lookup reads one, without the source's pages.
+    pub fn original_row(&self, r: usize, out: &mut [u8]) {
+        let ty = self.ty;
+        let block_bytes = ty.block_bytes();
+        assert_eq!(out.len(), self.blocks * block_bytes, "one row's bytes");
+        let (g, rr) = (r / GROUP, r % GROUP);
+        let group = self.groups(g..g + 1);
+        let gb = group_block_bytes(ty);
+        for (b, block) in out.chunks_exact_mut(block_bytes).enumerate() {
+            let p = &group[b * gb..(b + 1) * gb];
+            if is_float(ty) {
+                block.copy_from_slice(&p[rr * block_bytes..(rr + 1) * block_bytes]);
+                continue;
+            }
+            block[..2].copy_from_slice(&p[2 * rr..2 * rr + 2]);
+            if ty == GgmlType::Q4_1 {
+                block[2..4].copy_from_slice(&p[16 + 2 * rr..16 + 2 * rr + 2]);
+            }
+            if ty == GgmlType::Q5_0 {
+                let fifth = &p[16 + 4 * rr..16 + 4 * rr + 4];
+                let qh = fifth.iter().enumerate().fold(0u32, |qh, (k, &byte)| {
+                    let byte = byte as u32;
+                    qh | (byte & 0xf) << (4 * k) | (byte >> 4) << (16 + 4 * k)
+                });
+                let at = blocks::q5_0::QH;
+                block[at..at + 4].copy_from_slice(&qh.to_le_bytes());
+            }
+            let (quant_at, pieces) = quant_layout(ty);
+            let packed_at = packed_quants_at(ty);
+            for piece in 0..pieces {
+                let from = packed_at + 32 * piece + 4 * rr;
+                block[quant_at + 4 * piece..][..4].copy_from_slice(&p[from..from + 4]);
+            }
+        }
     }
 
     /// The weight type.
@@ -344,11 +396,7 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
                     _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH_BYTES + line).cast());
                 }
                 let d = _mm256_cvtph_ps(_mm_loadu_si128(p.cast()));
-                let quants = p.add(match KIND {
-                    1 => 32,
-                    5 => 48,
-                    _ => 16,
-                });
+                let quants = p.add(packed_quants_at(ty));
                 let mut sums = [_mm256_setzero_si256(); T];
                 if KIND == 8 {
                     for k in 0..8 {
@@ -444,6 +492,38 @@ fn dot_groups_of<const T: usize, const KIND: u8>(
 mod tests {
     use super::*;
     use crate::kernels::quant::quantize;
+
+    #[test]
+    fn every_row_reads_back_as_ggml_stored_it() {
+        for ty in [
+            GgmlType::Q4_0,
+            GgmlType::Q4_1,
+            GgmlType::Q5_0,
+            GgmlType::Q8_0,
+            GgmlType::F32,
+            GgmlType::F16,
+            GgmlType::BF16,
+        ] {
+            let (rows, cols) = (24, 96);
+            let src: Vec<u8> = (0..rows)
+                .flat_map(|r| {
+                    let x: Vec<f32> = (0..cols)
+                        .map(|c| ((r * 31 + c * 17) % 29) as f32 * 0.37 - 5.0)
+                        .collect();
+                    quantize(ty, &x).unwrap()
+                })
+                .collect();
+            let row_bytes = src.len() / rows;
+            let packed =
+                Interleaved::new(ty, rows, cols, row_bytes, &WeightBytes::new(src.clone()))
+                    .unwrap();
+            let mut row = vec![0u8; row_bytes];
+            for r in 0..rows {
+                packed.original_row(r, &mut row);
+                assert_eq!(row, src[r * row_bytes..][..row_bytes], "{ty}: row {r}");
+            }
+        }
+    }
 
     #[test]
     fn regrouping_moves_every_byte_once_to_its_documented_place() {

@@ -128,7 +128,15 @@ impl QMatrix {
                 self.cols
             )));
         }
-        dequantize_blocks(self.ty, self.row(r), out);
+        match &self.interleaved {
+            // Read from the regrouped copy: the source's pages were released.
+            Some(packed) => {
+                let mut row = vec![0u8; self.row_bytes];
+                packed.original_row(r, &mut row);
+                dequantize_blocks(self.ty, &row, out);
+            }
+            None => dequantize_blocks(self.ty, self.row(r), out),
+        }
         Ok(())
     }
 

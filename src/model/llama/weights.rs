@@ -253,10 +253,12 @@ pub(super) fn check_dims(file: &Path, name: &str, dims: &[u64], wanted: &[u64]) 
     ))
 }
 
-/// A 1 × `len` matrix's one row, read into f32.
+/// A 1 × `len` matrix's one row, read into f32 (a mapped file's pages
+/// released: the values are copied).
 pub(super) fn vector_of(matrix: QMatrix, len: usize) -> Result<Vec<f32>> {
     let mut out = vec![0.0; len];
     matrix.dequantize_row(0, &mut out)?;
+    matrix.bytes().release();
     Ok(out)
 }
 
