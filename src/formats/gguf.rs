@@ -163,6 +163,14 @@ impl Gguf {
         &self.metadata
     }
 
+    /// Drops the metadata of the vocabulary (`tokenizer.ggml.*`: tokens,
+    /// scores, types, merges), which a loaded tokenizer has copied: for a
+    /// 262k-token vocabulary tens of megabytes that need not stay in memory
+    /// while the weights load.
+    pub fn forget_vocabulary(&mut self) {
+        self.metadata.remove_prefixed("tokenizer.ggml.");
+    }
+
     /// The tensors, in file order.
     pub fn tensors(&self) -> &[TensorInfo] {
         &self.tensors

@@ -109,6 +109,12 @@ impl Metadata {
         }
     }
 
+    /// Drops every entry whose key starts with `prefix` (the vocabulary's
+    /// arrays, say, once a tokenizer holds them).
+    pub fn remove_prefixed(&mut self, prefix: &str) {
+        self.entries.retain(|(k, _)| !k.starts_with(prefix));
+    }
+
     /// The value of `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)

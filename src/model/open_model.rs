@@ -2,7 +2,7 @@
 //! model folder: the network, its tokenizer, its special tokens and its chat
 //! template.
 
-use super::Llama;
+use super::{Llama, LlamaConfig};
 use crate::formats::{ChatTemplate, Gguf, GgufTokenizer, HfTokenizer, SpecialTokens};
 use crate::tokenize::Tokenizer;
 use crate::{Error, Result};
@@ -51,12 +51,18 @@ impl OpenModel {
 
     /// Opens a GGUF file: weights, tokenizer and template from its metadata.
     fn open_gguf(path: &Path, context: Option<usize>) -> Result<Self> {
-        let gguf = Gguf::open(path)?;
+        let mut gguf = Gguf::open(path)?;
         let in_file = |e: Error| Error::bad_file(path, e.to_string());
+        let config = LlamaConfig::from_gguf(gguf.metadata()).map_err(in_file)?;
         let vocabulary = GgufTokenizer::from_metadata(gguf.metadata()).map_err(in_file)?;
         let template = vocabulary.chat_template().map_err(in_file)?;
-        let model = Llama::from_gguf(&gguf, context)?;
-        check_vocabulary(path, vocabulary.tokens().len(), &model)?;
+        let (special, vocab_size) = (vocabulary.special().clone(), vocabulary.tokens().len());
+        // The tokenizer is built: its metadata and the token list go before
+        // the weights load, so that they are not in memory together.
+        let tokenizer = vocabulary.into_tokenizer();
+        gguf.forget_vocabulary();
+        let model = Llama::from_gguf_with(&gguf, config, context)?;
+        check_vocabulary(path, vocab_size, &model)?;
         let name = gguf
             .metadata()
             .opt_string("general.name")
@@ -66,8 +72,8 @@ impl OpenModel {
             .unwrap_or_else(|| file_name(path));
         Ok(Self {
             model,
-            special: vocabulary.special().clone(),
-            tokenizer: vocabulary.into_tokenizer(),
+            special,
+            tokenizer,
             template: Arc::new(template),
             name,
         })

@@ -64,6 +64,16 @@ impl Llama {
     pub fn from_gguf(gguf: &Gguf, context: Option<usize>) -> Result<Self> {
         let config = LlamaConfig::from_gguf(gguf.metadata())
             .map_err(|e| Error::bad_file(gguf.path(), e.to_string()))?;
+        Self::from_gguf_with(gguf, config, context)
+    }
+
+    /// [`Llama::from_gguf`] with the configuration already read from the
+    /// file's metadata (which may since have forgotten its vocabulary).
+    pub fn from_gguf_with(
+        gguf: &Gguf,
+        config: LlamaConfig,
+        context: Option<usize>,
+    ) -> Result<Self> {
         let weights = Weights::from_gguf(gguf, &config)?;
         Self::assemble(config, weights, context)
     }
