@@ -7,8 +7,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     quiet_broken_pipe();
+    // Before anything is freed: a purge scheduled under mimalloc 3's default
+    // delay (a second, ten for its arenas) would hold back the later ones.
+    set_purge_delay(10);
     configure_threads();
-    keep_freed_memory();
     match cli::run() {
         Ok(code) => code,
         Err(error) => {
@@ -56,15 +58,19 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// mimalloc 3's `mimalloc.h`; libmimalloc-sys does not name it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Tells mimalloc never to hand freed memory back to the kernel (unless
-/// `MIMALLOC_PURGE_DELAY` says otherwise). Training frees and reallocates
-/// the same large activation buffers every step; returned to the kernel,
-/// each comes back as fresh pages that the kernel must zero. Measured on
-/// the DiT's training step: 27,000 page faults in 10 steps became 730, and
-/// the step 10% faster. The cost is a resident size that stays at its peak.
-fn keep_freed_memory() {
+/// How soon mimalloc hands freed memory back to the kernel, in
+/// milliseconds (-1: never), unless the user's `MIMALLOC_PURGE_DELAY` says.
+/// `main` sets 10 for every command: loading an open model frees tens of
+/// megabytes of metadata and tokenizer scaffolding that would otherwise
+/// stay resident beside the weights (SmolLM2's peak in `seer bench
+/// generate`: 165 → 147 MiB). `cli::run` sets -1 for the commands that
+/// train: they free and reallocate the same large activation buffers every
+/// step, and returned to the kernel each comes back as fresh pages that
+/// the kernel must zero (measured on the DiT's training step: 27,000 page
+/// faults in 10 steps became 730, and the step 10% faster).
+fn set_purge_delay(milliseconds: std::ffi::c_long) {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets an allocator option; any value is valid.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, milliseconds) };
     }
 }

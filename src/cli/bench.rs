@@ -89,6 +89,13 @@ enum What {
     },
 }
 
+impl Args {
+    /// Whether the benchmark trains (so the allocator keeps freed memory).
+    pub fn trains(&self) -> bool {
+        matches!(self.what, What::Train { .. } | What::Image { .. })
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Image {

@@ -97,6 +97,18 @@ fn stream_text(out: &mut impl std::io::Write) -> impl FnMut(seer::generate::Even
 
 /// Parses the command line and runs the command. A mistake on the command
 /// line is reported in one line (`--help` shows the usage) with exit code 2.
+impl Command {
+    /// Whether the command trains a model: it frees and reallocates the
+    /// same large buffers every step.
+    fn trains(&self) -> bool {
+        match self {
+            Command::Train(_) | Command::Demo(_) => true,
+            Command::Bench(args) => args.trains(),
+            _ => false,
+        }
+    }
+}
+
 pub fn run() -> anyhow::Result<ExitCode> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -117,6 +129,9 @@ pub fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
+    if cli.command.trains() {
+        crate::set_purge_delay(-1);
+    }
     match cli.command {
         // The server's engines go onto the pool one step at a time.
         Command::Serve(args) => serve::run(args),

@@ -25,6 +25,7 @@
 
 use super::activations::Q8Block;
 use super::blocks;
+use super::huge_pages::HugeBytes;
 use super::{GgmlType, WeightBytes};
 
 /// Rows regrouped together.
@@ -40,7 +41,7 @@ pub struct Interleaved {
     ty: GgmlType,
     /// Blocks per row (columns, for float weights).
     blocks: usize,
-    bytes: Vec<u8>,
+    bytes: HugeBytes,
 }
 
 /// One activation row as the regrouped kernels take it.
@@ -100,7 +101,8 @@ pub const fn group_block_bytes(ty: GgmlType) -> usize {
 impl Interleaved {
     /// `rows` rows of `cols` elements of `ty` (back to back in `src`, each
     /// `row_bytes` long) regrouped; `None` for a type that is not regrouped
-    /// or rows that do not fill whole groups. The source bytes are released
+    /// or rows that do not fill whole groups (or when no memory could be
+    /// mapped for the copy: see `huge_pages`). The source bytes are released
     /// (`WeightBytes::release`) as they are copied, so that a mapped file's
     /// pages and the copy are not in memory together.
     pub fn new(
@@ -119,56 +121,65 @@ impl Interleaved {
         let blocks = cols / ty.block_len();
         let block_bytes = ty.block_bytes();
         let (quant_at, pieces) = quant_layout(ty);
-        let mut bytes = Vec::with_capacity(rows / GROUP * blocks * group_block_bytes(ty));
-        let group_bytes = GROUP * row_bytes;
-        // Groups copied between releases: about a megabyte of the source.
-        let batch = ((1 << 20) / group_bytes).max(1);
-        let release = |groups: std::ops::Range<usize>| {
-            let done = groups.start * group_bytes..groups.end * group_bytes;
-            src.slice(done).expect("inside the source").release();
-        };
-        for group in 0..rows / GROUP {
-            if group % batch == 0 && group > 0 {
-                release(group - batch..group);
+        let len = rows / GROUP * blocks * group_block_bytes(ty);
+        let bytes = HugeBytes::filled(len, |out| {
+            let mut at = 0;
+            let mut put = |piece: &[u8]| {
+                out[at..at + piece.len()].copy_from_slice(piece);
+                at += piece.len();
+            };
+            let group_bytes = GROUP * row_bytes;
+            // Groups copied between releases: about a megabyte of the source.
+            let batch = ((1 << 20) / group_bytes).max(1);
+            let release = |groups: std::ops::Range<usize>| {
+                let done = groups.start * group_bytes..groups.end * group_bytes;
+                src.slice(done).expect("inside the source").release();
+            };
+            for group in 0..rows / GROUP {
+                if group % batch == 0 && group > 0 {
+                    release(group - batch..group);
+                }
+                for b in 0..blocks {
+                    let block = |r: usize| {
+                        let start = (group * GROUP + r) * row_bytes + b * block_bytes;
+                        &src.bytes()[start..start + block_bytes]
+                    };
+                    if is_float(ty) {
+                        for r in 0..GROUP {
+                            put(block(r));
+                        }
+                        continue;
+                    }
+                    for r in 0..GROUP {
+                        put(&block(r)[..2]);
+                    }
+                    if ty == GgmlType::Q4_1 {
+                        for r in 0..GROUP {
+                            put(&block(r)[2..4]);
+                        }
+                    }
+                    if ty == GgmlType::Q5_0 {
+                        for r in 0..GROUP {
+                            let at = blocks::q5_0::QH;
+                            let qh = u32::from_le_bytes(
+                                block(r)[at..at + 4].try_into().expect("4 bytes"),
+                            );
+                            put(&std::array::from_fn::<u8, 4, _>(|p| {
+                                ((qh >> (4 * p)) & 0xf | ((qh >> (16 + 4 * p)) & 0xf) << 4) as u8
+                            }));
+                        }
+                    }
+                    for p in 0..pieces {
+                        for r in 0..GROUP {
+                            put(&block(r)[quant_at + 4 * p..][..4]);
+                        }
+                    }
+                }
             }
-            for b in 0..blocks {
-                let block = |r: usize| {
-                    let start = (group * GROUP + r) * row_bytes + b * block_bytes;
-                    &src.bytes()[start..start + block_bytes]
-                };
-                if is_float(ty) {
-                    for r in 0..GROUP {
-                        bytes.extend_from_slice(block(r));
-                    }
-                    continue;
-                }
-                for r in 0..GROUP {
-                    bytes.extend_from_slice(&block(r)[..2]);
-                }
-                if ty == GgmlType::Q4_1 {
-                    for r in 0..GROUP {
-                        bytes.extend_from_slice(&block(r)[2..4]);
-                    }
-                }
-                if ty == GgmlType::Q5_0 {
-                    for r in 0..GROUP {
-                        let at = blocks::q5_0::QH;
-                        let qh =
-                            u32::from_le_bytes(block(r)[at..at + 4].try_into().expect("4 bytes"));
-                        bytes.extend((0..4).map(|p| {
-                            ((qh >> (4 * p)) & 0xf | ((qh >> (16 + 4 * p)) & 0xf) << 4) as u8
-                        }));
-                    }
-                }
-                for p in 0..pieces {
-                    for r in 0..GROUP {
-                        bytes.extend_from_slice(&block(r)[quant_at + 4 * p..][..4]);
-                    }
-                }
-            }
-        }
-        let groups = rows / GROUP;
-        release((groups - 1) / batch * batch..groups);
+            let groups = rows / GROUP;
+            release((groups - 1) / batch * batch..groups);
+            debug_assert_eq!(at, len, "every byte written once");
+        })?;
         Some(Self { ty, blocks, bytes })
     }
 
@@ -223,7 +234,7 @@ impl Interleaved {
     /// The bytes of groups `groups` (a range of group indices).
     pub fn groups(&self, groups: std::ops::Range<usize>) -> &[u8] {
         let per_group = self.blocks * group_block_bytes(self.ty);
-        &self.bytes[groups.start * per_group..groups.end * per_group]
+        &self.bytes.bytes()[groups.start * per_group..groups.end * per_group]
     }
 }
 
@@ -546,7 +557,7 @@ mod tests {
             let packed =
                 Interleaved::new(ty, rows, cols, row_bytes, &WeightBytes::new(src.clone()))
                     .unwrap();
-            assert_eq!(packed.bytes.len(), src.len(), "{ty}: the same size");
+            assert_eq!(packed.bytes.bytes().len(), src.len(), "{ty}: the same size");
             // Row 11 (group 1, r = 3), block 1.
             let block = &src[11 * row_bytes + ty.block_bytes()..][..ty.block_bytes()];
             let group = &packed.groups(1..2)[group_block_bytes(ty)..];

@@ -23,6 +23,7 @@ mod avx2;
 mod blocks;
 mod bytes;
 mod dequant;
+mod huge_pages;
 mod interleaved;
 mod matrix;
 mod path;
