@@ -222,6 +222,7 @@ pub fn attention_cached(
         offset: tk - t,
         c,
         h: spec.n_head,
+        kv_h: spec.n_head,
         d: c / spec.n_head,
     };
     let spec = AttentionSpec {
@@ -250,7 +251,9 @@ struct SelfAttention {
 }
 
 /// Sizes of one call: `t` queries against `tk` keys, query `i` sitting at
-/// position `offset + i` of the keys (0 except with a KV cache).
+/// position `offset + i` of the keys (0 except with a KV cache); `h` query
+/// heads share `kv_h` key/value heads, `h / kv_h` consecutive query heads
+/// each (grouped-query attention; `kv_h = h` otherwise).
 #[derive(Clone, Copy)]
 pub(super) struct Dims {
     b: usize,
@@ -259,6 +262,7 @@ pub(super) struct Dims {
     offset: usize,
     c: usize,
     h: usize,
+    kv_h: usize,
     d: usize,
 }
 
@@ -273,8 +277,30 @@ impl Dims {
             offset: 0,
             c,
             h: n_head,
+            kv_h: n_head,
             d: c / n_head,
         })
+    }
+
+    /// Sizes of causal or bidirectional self-attention over `t` positions
+    /// with `h` query heads sharing `kv_h` key/value heads, each `d` wide
+    /// (`kv_h` must divide `h`).
+    pub(super) fn grouped(b: usize, t: usize, h: usize, kv_h: usize, d: usize) -> Self {
+        Self {
+            b,
+            t,
+            tk: t,
+            offset: 0,
+            c: h * d,
+            h,
+            kv_h,
+            d,
+        }
+    }
+
+    /// Query heads per key/value head.
+    fn group(&self) -> usize {
+        self.h / self.kv_h
     }
 
     /// Sizes of `t` queries per item (`c` wide) against a context of `tk`
@@ -287,6 +313,7 @@ impl Dims {
             offset: 0,
             c,
             h: n_head,
+            kv_h: n_head,
             d: c / n_head,
         }
     }
@@ -365,25 +392,33 @@ pub(super) struct Sources<T> {
 impl<T> Sources<T> {
     /// The queries, keys and values inside GPT-2's fused `[q | k | v]` rows.
     pub(super) fn fused(qkv: &[T], c: usize) -> Self {
+        Self::packed(qkv, c, c)
+    }
+
+    /// The queries (`q_width` wide), keys and values (`kv_width` wide each)
+    /// inside packed `[q | k | v]` rows (a grouped-query projection).
+    pub(super) fn packed(qkv: &[T], q_width: usize, kv_width: usize) -> Self {
         let base = qkv.as_ptr() as *mut T;
-        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
-        let (k, v) = unsafe { (base.add(c), base.add(2 * c)) };
+        let stride = q_width + 2 * kv_width;
+        // SAFETY: offsets within the first row of a `[.., stride]` buffer.
+        let (k, v) = unsafe { (base.add(q_width), base.add(q_width + kv_width)) };
         Self {
             q: SharedMut(base),
             k: SharedMut(k),
             v: SharedMut(v),
-            q_stride: 3 * c,
-            kv_stride: 3 * c,
+            q_stride: stride,
+            kv_stride: stride,
         }
     }
 
-    /// Pointers for batch `bi`, head `hi`: (q, k, v).
+    /// Pointers for batch `bi`, query head `hi`: (q, k, v), the keys and
+    /// values those of the head's group.
     ///
     /// # Safety
     /// `dims` must describe the buffers behind `self`.
     unsafe fn head(&self, dims: Dims, bi: usize, hi: usize) -> (*const T, *const T, *const T) {
         let q = self.q.ptr().add(bi * dims.t * self.q_stride + hi * dims.d);
-        let kv = bi * dims.tk * self.kv_stride + hi * dims.d;
+        let kv = bi * dims.tk * self.kv_stride + (hi / dims.group()) * dims.d;
         (q, self.k.ptr().add(kv), self.v.ptr().add(kv))
     }
 }
@@ -500,15 +535,22 @@ pub(super) struct GradTargets<T> {
 impl<T> GradTargets<T> {
     /// The gradient of GPT-2's fused `[q | k | v]` rows, in `dqkv`.
     pub(super) fn fused(dqkv: &mut [T], c: usize) -> Self {
+        Self::packed(dqkv, c, c)
+    }
+
+    /// The gradient of packed `[q | k | v]` rows (queries `q_width` wide,
+    /// keys and values `kv_width` wide each), in `dqkv`.
+    pub(super) fn packed(dqkv: &mut [T], q_width: usize, kv_width: usize) -> Self {
         let base = dqkv.as_mut_ptr();
-        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
-        let (dk, dv) = unsafe { (base.add(c), base.add(2 * c)) };
+        let stride = q_width + 2 * kv_width;
+        // SAFETY: offsets within the first row of a `[.., stride]` buffer.
+        let (dk, dv) = unsafe { (base.add(q_width), base.add(q_width + kv_width)) };
         Self {
             dq: SharedMut(base),
             dk: SharedMut(dk),
             dv: SharedMut(dv),
-            q_stride: 3 * c,
-            kv_stride: 3 * c,
+            q_stride: stride,
+            kv_stride: stride,
         }
     }
 
@@ -547,111 +589,119 @@ pub(super) fn backward<T: Float>(
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
     let (keep_scale, threshold) = dropout_params::<T>(spec.dropout);
     let dropout = spec.dropout > 0.0;
+    let (kv_h, group) = (dims.kv_h, dims.group());
     let init = || (Vec::new(), Vec::new(), Vec::new());
-    (0..b * h)
+    // One task per (batch, key/value head): the query heads of a group add
+    // into the same key and value gradients, one after another.
+    (0..b * kv_h)
         .into_par_iter()
-        .for_each_init(init, |(probs, grads, dropped), bh| {
-            let (bi, hi) = (bh / h, bh % h);
+        .for_each_init(init, |(probs, grads, dropped), bg| {
+            let (bi, gi) = (bg / kv_h, bg % kv_h);
             let len = TILE.min(t) * tk;
             probs.resize(len, T::zero());
             grads.resize(len, T::zero());
             if dropout {
                 dropped.resize(len, T::zero());
             }
-            // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
-            unsafe {
-                let (q, k, v) = src.head(dims, bi, hi);
-                let dq = out.dq.ptr().add(bi * t * dqs + hi * d);
-                let dk = out.dk.ptr().add(bi * tk * dks + hi * d);
-                let dv = out.dv.ptr().add(bi * tk * dks + hi * d);
-                let dy = dy.as_ptr().add(bi * t * c + hi * d);
-                for i0 in (0..t).step_by(TILE) {
-                    let tq = TILE.min(t - i0);
-                    let limit = lengths.get(bi).copied().unwrap_or(tk);
-                    let n = dims.keys(spec.causal, i0, tq, limit);
-                    let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
-                    // Probabilities of the tile, from the saved log-sum-exp.
-                    tile_scores(dims, src, q, k, i0, tq, n, scale, p);
-                    for r in 0..tq {
-                        let i = i0 + r;
-                        let valid = dims.valid_keys(spec.causal, i, n);
-                        let row_lse = T::from_f64(lse[bh * t + i]);
-                        let row = &mut probs[r * n..(r + 1) * n];
-                        row[..valid]
-                            .iter_mut()
-                            .for_each(|x| *x = (*x - row_lse).exp());
-                        row[valid..].iter_mut().for_each(|x| *x = T::zero());
-                    }
-                    // Gradient with respect to the (dropped-out) weights.
-                    gemm(
-                        tq,
-                        n,
-                        d,
-                        (g, n, 1),
-                        false,
-                        (dy.add(i0 * c), c, 1),
-                        (v, 1, ks),
-                        T::one(),
-                        1,
-                    );
-                    let weights = if dropout {
+            for hi in gi * group..(gi + 1) * group {
+                let bh = bi * h + hi;
+                // SAFETY: task (bi, gi) writes only rows of batch bi, columns of
+                // group gi's key/value head and of its query heads.
+                unsafe {
+                    let (q, k, v) = src.head(dims, bi, hi);
+                    let dq = out.dq.ptr().add(bi * t * dqs + hi * d);
+                    let dk = out.dk.ptr().add(bi * tk * dks + gi * d);
+                    let dv = out.dv.ptr().add(bi * tk * dks + gi * d);
+                    let dy = dy.as_ptr().add(bi * t * c + hi * d);
+                    for i0 in (0..t).step_by(TILE) {
+                        let tq = TILE.min(t - i0);
+                        let limit = lengths.get(bi).copied().unwrap_or(tk);
+                        let n = dims.keys(spec.causal, i0, tq, limit);
+                        let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
+                        // Probabilities of the tile, from the saved log-sum-exp.
+                        tile_scores(dims, src, q, k, i0, tq, n, scale, p);
                         for r in 0..tq {
-                            let base = ((bh * t + i0 + r) * tk) as u64;
-                            for j in 0..n {
-                                let f = if keep(spec.seed, base + j as u64, threshold) {
-                                    keep_scale
-                                } else {
-                                    T::zero()
-                                };
-                                dropped[r * n + j] = probs[r * n + j] * f;
-                                grads[r * n + j] *= f;
-                            }
+                            let i = i0 + r;
+                            let valid = dims.valid_keys(spec.causal, i, n);
+                            let row_lse = T::from_f64(lse[bh * t + i]);
+                            let row = &mut probs[r * n..(r + 1) * n];
+                            row[..valid]
+                                .iter_mut()
+                                .for_each(|x| *x = (*x - row_lse).exp());
+                            row[valid..].iter_mut().for_each(|x| *x = T::zero());
                         }
-                        dropped.as_ptr()
-                    } else {
-                        probs.as_ptr()
-                    };
-                    gemm(
-                        n,
-                        d,
-                        tq,
-                        (dv, dks, 1),
-                        true,
-                        (weights, 1, n),
-                        (dy.add(i0 * c), c, 1),
-                        T::one(),
-                        1,
-                    );
-                    // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
-                    for r in 0..tq {
-                        let (pr, gr) = (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
-                        let dot = math::dot(pr, gr);
-                        gr.iter_mut()
-                            .zip(pr)
-                            .for_each(|(g, &p)| *g = p * (*g - dot));
+                        // Gradient with respect to the (dropped-out) weights.
+                        gemm(
+                            tq,
+                            n,
+                            d,
+                            (g, n, 1),
+                            false,
+                            (dy.add(i0 * c), c, 1),
+                            (v, 1, ks),
+                            T::one(),
+                            1,
+                        );
+                        let weights = if dropout {
+                            for r in 0..tq {
+                                let base = ((bh * t + i0 + r) * tk) as u64;
+                                for j in 0..n {
+                                    let f = if keep(spec.seed, base + j as u64, threshold) {
+                                        keep_scale
+                                    } else {
+                                        T::zero()
+                                    };
+                                    dropped[r * n + j] = probs[r * n + j] * f;
+                                    grads[r * n + j] *= f;
+                                }
+                            }
+                            dropped.as_ptr()
+                        } else {
+                            probs.as_ptr()
+                        };
+                        gemm(
+                            n,
+                            d,
+                            tq,
+                            (dv, dks, 1),
+                            true,
+                            (weights, 1, n),
+                            (dy.add(i0 * c), c, 1),
+                            T::one(),
+                            1,
+                        );
+                        // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
+                        for r in 0..tq {
+                            let (pr, gr) =
+                                (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
+                            let dot = math::dot(pr, gr);
+                            gr.iter_mut()
+                                .zip(pr)
+                                .for_each(|(g, &p)| *g = p * (*g - dot));
+                        }
+                        gemm(
+                            tq,
+                            d,
+                            n,
+                            (dq.add(i0 * dqs), dqs, 1),
+                            false,
+                            (g, n, 1),
+                            (k, ks, 1),
+                            scale,
+                            1,
+                        );
+                        gemm(
+                            n,
+                            d,
+                            tq,
+                            (dk, dks, 1),
+                            true,
+                            (g, 1, n),
+                            (q.add(i0 * qs), qs, 1),
+                            scale,
+                            1,
+                        );
                     }
-                    gemm(
-                        tq,
-                        d,
-                        n,
-                        (dq.add(i0 * dqs), dqs, 1),
-                        false,
-                        (g, n, 1),
-                        (k, ks, 1),
-                        scale,
-                        1,
-                    );
-                    gemm(
-                        n,
-                        d,
-                        tq,
-                        (dk, dks, 1),
-                        true,
-                        (g, 1, n),
-                        (q.add(i0 * qs), qs, 1),
-                        scale,
-                        1,
-                    );
                 }
             }
         });

@@ -13,12 +13,18 @@
 //!   modulation, self-attention, cross-attention to a caption, GELU MLP,
 //!   gated residuals) as one op, built from the same passes (for
 //!   inspection, also with its cross-attention weights).
+//! - `llama_block`: a whole Llama decoder layer (RMSNorm, q/k/v
+//!   projections, RoPE, causal grouped-query attention, output projection,
+//!   residual, RMSNorm, SwiGLU MLP, residual) as one op, for training.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
+//! - `rms_norm`: RMSNorm with a weight (`rope` and `swiglu` hold the Llama
+//!   block's other passes).
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `dropout`: dropout with a regenerated (never stored) mask.
 //! - `gated_residual`: adaLN-Zero's `x + gate ⊙ y`, a gate per item.
-//! - `cross_entropy`: softmax cross-entropy over the vocabulary.
+//! - `cross_entropy`: softmax cross-entropy over the vocabulary, and the
+//!   log-probability of given tokens.
 //! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
 //!   update of a parameter and its moments, in place.
 //!
@@ -36,15 +42,19 @@ mod dropout;
 mod gated_residual;
 mod layer_norm;
 mod linear;
+mod llama_block;
 mod math;
 pub mod quant;
+mod rms_norm;
+mod rope;
+mod swiglu;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{
     attention, attention_cached, attention_padded, cross_attention, AttentionSpec,
 };
 pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
-pub use cross_entropy::cross_entropy;
+pub use cross_entropy::{cross_entropy, token_log_probs};
 pub use dit_block::{
     dit_block, dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes,
     DitBlockSpec,
@@ -53,6 +63,8 @@ pub use dropout::dropout;
 pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
+pub use llama_block::{llama_block, llama_block_sizes, LlamaBlockSpec};
+pub use rms_norm::rms_norm;
 
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;

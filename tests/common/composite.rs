@@ -163,3 +163,152 @@ pub fn composite_cross_attention(
         .reshape((b, n, c))
         .unwrap()
 }
+
+/// RMSNorm from element-wise ops: `x / sqrt(mean(x²) + eps) · w`.
+pub fn composite_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
+    let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+    let inv = (ms + eps).unwrap().sqrt().unwrap().recip().unwrap();
+    x.broadcast_mul(&inv).unwrap().broadcast_mul(w).unwrap()
+}
+
+/// RoPE in transformers' layout on heads `[b, h, t, d]`:
+/// `x·cos + rotate_half(x)·sin`, `rotate_half(x) = [−x₂, x₁]`.
+pub fn composite_rope(x: &Tensor, theta: f64) -> Tensor {
+    let (_, _, t, d) = x.dims4().unwrap();
+    let half = d / 2;
+    let angles: Vec<f64> = (0..t)
+        .flat_map(|p| {
+            (0..d).map(move |i| p as f64 * theta.powf(-2.0 * (i % half) as f64 / d as f64))
+        })
+        .collect();
+    let table = |f: fn(f64) -> f64| {
+        let v: Vec<f64> = angles.iter().map(|&a| f(a)).collect();
+        Tensor::from_vec(v, (t, d), x.device())
+            .unwrap()
+            .to_dtype(x.dtype())
+            .unwrap()
+    };
+    let (cos, sin) = (table(f64::cos), table(f64::sin));
+    let x1 = x.narrow(3, 0, half).unwrap();
+    let x2 = x.narrow(3, half, half).unwrap();
+    let rotated = Tensor::cat(&[&x2.neg().unwrap(), &x1], 3).unwrap();
+    (x.broadcast_mul(&cos).unwrap() + rotated.broadcast_mul(&sin).unwrap()).unwrap()
+}
+
+/// The shape of a Llama layer for [`composite_llama_block`]: query heads,
+/// key/value heads, head width, MLP width, RMSNorm epsilon, RoPE base.
+#[derive(Clone, Copy)]
+pub struct LlamaShape {
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub head_dim: usize,
+    pub n_ff: usize,
+    pub eps: f64,
+    pub theta: f64,
+}
+
+/// A Llama decoder layer as transformers' `LlamaDecoderLayer` writes it
+/// (eager attention, `repeat_kv`), from candle's differentiable ops; the
+/// parameters are flat, in the order q, k, v, o, gate, up, down (each
+/// `[out, in]`), input norm, post-attention norm.
+pub fn composite_llama_block(x: &Tensor, params: &Tensor, s: LlamaShape) -> Tensor {
+    let (b, t, c) = x.dims3().unwrap();
+    let (q, kv, f) = (s.n_head * s.head_dim, s.n_kv_head * s.head_dim, s.n_ff);
+    let shapes = [
+        (q, c),
+        (kv, c),
+        (kv, c),
+        (c, q),
+        (f, c),
+        (f, c),
+        (c, f),
+        (1, c),
+        (1, c),
+    ];
+    let mut at = 0;
+    let p: Vec<Tensor> = shapes
+        .iter()
+        .map(|&(rows, cols)| {
+            let part = params
+                .narrow(0, at, rows * cols)
+                .unwrap()
+                .reshape((rows, cols))
+                .unwrap();
+            at += rows * cols;
+            part
+        })
+        .collect();
+    let proj = |x: &Tensor, w: &Tensor| x.broadcast_matmul(&w.t().unwrap()).unwrap();
+    let heads = |x: Tensor, n: usize| {
+        x.reshape((b, t, n, s.head_dim))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let repeat_kv = |x: Tensor| {
+        let group = s.n_head / s.n_kv_head;
+        x.unsqueeze(2)
+            .unwrap()
+            .broadcast_as((b, s.n_kv_head, group, t, s.head_dim))
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((b, s.n_head, t, s.head_dim))
+            .unwrap()
+    };
+    let n1 = composite_rms_norm(x, &p[7].squeeze(0).unwrap(), s.eps);
+    let qh = composite_rope(&heads(proj(&n1, &p[0]), s.n_head), s.theta);
+    let kh = repeat_kv(composite_rope(
+        &heads(proj(&n1, &p[1]), s.n_kv_head),
+        s.theta,
+    ));
+    let vh = repeat_kv(heads(proj(&n1, &p[2]), s.n_kv_head));
+    let scores = (qh.matmul(&kh.t().unwrap()).unwrap() / (s.head_dim as f64).sqrt()).unwrap();
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (t, t), x.device())
+        .unwrap()
+        .to_dtype(x.dtype())
+        .unwrap();
+    let w = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+    let att = w
+        .matmul(&vh)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, q))
+        .unwrap();
+    let x1 = (x + proj(&att, &p[3])).unwrap();
+    let n2 = composite_rms_norm(&x1, &p[8].squeeze(0).unwrap(), s.eps);
+    let gate = proj(&n2, &p[4]);
+    let silu = (&gate
+        * (gate.neg().unwrap().exp().unwrap() + 1.0)
+            .unwrap()
+            .recip()
+            .unwrap())
+    .unwrap();
+    let h = (silu * proj(&n2, &p[5])).unwrap();
+    (&x1 + proj(&h, &p[6])).unwrap()
+}
+
+/// `log softmax(logits)[target]` per row, from candle's ops.
+pub fn composite_token_log_probs(logits: &Tensor, targets: &Tensor) -> Tensor {
+    let max = logits.max_keepdim(D::Minus1).unwrap().detach();
+    let shifted = logits.broadcast_sub(&max).unwrap();
+    let lse = shifted
+        .exp()
+        .unwrap()
+        .sum_keepdim(D::Minus1)
+        .unwrap()
+        .log()
+        .unwrap();
+    let log_probs = shifted.broadcast_sub(&lse).unwrap();
+    log_probs
+        .gather(&targets.unsqueeze(D::Minus1).unwrap(), D::Minus1)
+        .unwrap()
+        .squeeze(D::Minus1)
+        .unwrap()
+}
