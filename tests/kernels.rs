@@ -6,17 +6,17 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::central_difference;
 use common::composite::{
-    composite_adamw, composite_attention, composite_cross_attention, composite_layer_norm,
-    composite_linear, composite_llama_block, composite_rms_norm, composite_token_log_probs,
-    LlamaShape,
+    composite_adamw, composite_attention, composite_cross_attention, composite_grouped_attention,
+    composite_layer_norm, composite_linear, composite_llama_block, composite_rms_norm,
+    composite_rope_rows, composite_swiglu, composite_token_log_probs, LlamaShape,
 };
 use common::relative_error as rel;
 use seer::kernels::{
     adamw_update, attention, attention_padded, cross_attention, cross_entropy, dit_block,
     dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes, dropout,
-    gated_residual, layer_norm, linear, llama_block, llama_block_sizes, matrix_sizes, rms_norm,
-    sum_of_squares, token_log_probs, transformer_block, vector_sizes, AdamWStep, AttentionSpec,
-    BlockSpec, DitBlockSpec, LlamaBlockSpec, WeightLayout,
+    gated_residual, grouped_attention, layer_norm, linear, llama_block, llama_block_sizes,
+    matrix_sizes, rms_norm, rope, sum_of_squares, swiglu, token_log_probs, transformer_block,
+    vector_sizes, AdamWStep, AttentionSpec, BlockSpec, DitBlockSpec, LlamaBlockSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -912,6 +912,58 @@ fn a_token_log_prob_with_zero_gradient_sends_exact_zeros_to_its_logits() {
         );
     }
     assert!(g[0][0].iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn rope_matches_composite_and_finite_differences() {
+    // 35 positions × 2 items: parallel tasks of 16 rows cross items.
+    let x = [randn(&[2, 35, 3 * 8], DType::F32, 51)];
+    against_composite(
+        &x,
+        |x| rope(&x[0], 8, 10000.0).unwrap(),
+        |x| composite_rope_rows(&x[0], 8, 10000.0),
+    );
+    let x = [randn(&[2, 5, 2 * 6], DType::F64, 52)];
+    against_finite_differences(&x, |x| rope(&x[0], 6, 500.0).unwrap());
+    let err = rope(x[0].as_tensor(), 5, 1e4).unwrap_err().to_string();
+    assert!(err.contains("even width 5"), "{err}");
+}
+
+#[test]
+fn swiglu_matches_composite_and_finite_differences() {
+    let x = [randn(&[2, 35, 2 * 12], DType::F32, 53)];
+    against_composite(&x, |x| swiglu(&x[0]).unwrap(), |x| composite_swiglu(&x[0]));
+    let x = [randn(&[3, 2 * 7], DType::F64, 54)];
+    against_finite_differences(&x, |x| swiglu(&x[0]).unwrap());
+    let err = swiglu(&randn(&[2, 5], DType::F32, 1).as_tensor().clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("two equal halves"), "{err}");
+}
+
+#[test]
+fn grouped_attention_matches_repeat_kv_and_finite_differences() {
+    // 70 positions: two query tiles; 2 and 4 query heads per KV head, and
+    // one KV head per query head (plain multi-head attention).
+    for (h, kv) in [(4, 2), (4, 1), (2, 2)] {
+        let qkv = [randn(&[2, 70, (h + 2 * kv) * 8], DType::F32, 55)];
+        against_composite(
+            &qkv,
+            |x| grouped_attention(&x[0], h, kv).unwrap(),
+            |x| composite_grouped_attention(&x[0], h, kv),
+        );
+    }
+    let qkv = [randn(&[2, 6, (4 + 2 * 2) * 4], DType::F64, 56)];
+    against_finite_differences(&qkv, |x| grouped_attention(&x[0], 4, 2).unwrap());
+    // Multi-head grouped attention is the fused attention, bit for bit.
+    let qkv = randn(&[2, 9, 3 * 16], DType::F32, 57);
+    let a = grouped_attention(qkv.as_tensor(), 4, 4).unwrap();
+    let b = attention(qkv.as_tensor(), spec(4, true, 0.0)).unwrap();
+    assert_eq!(rel(&a, &b), 0.0);
+    let err = grouped_attention(qkv.as_tensor(), 4, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4 query and 2 × 3"), "{err}");
 }
 
 fn llama_spec(n_head: usize, n_kv_head: usize, head_dim: usize, n_ff: usize) -> LlamaBlockSpec {

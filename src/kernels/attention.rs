@@ -1,4 +1,5 @@
-//! Multi-head self-attention as one op on the fused `[q | k | v]` projection.
+//! Multi-head self-attention as one op on the fused `[q | k | v]` projection
+//! (and grouped-query attention, where query heads share key/value heads).
 //!
 //! Input `[batch, seq, 3·dim]` (GPT-2's `c_attn` output), output
 //! `[batch, seq, dim]` with the heads side by side, ready for `c_proj`: no
@@ -64,6 +65,100 @@ pub fn attention_padded(
         lengths: lengths.to_vec(),
         lse: Mutex::new(Vec::new()),
     })
+}
+
+/// Causal grouped-query self-attention of packed `qkv` rows
+/// (`[batch, seq, (n_head + 2·n_kv_head)·head_dim]`: queries, then keys,
+/// then values), query heads `g·k .. g·(k+1)` sharing key/value head `k`
+/// (`g = n_head / n_kv_head`). Returns `[batch, seq, n_head·head_dim]`.
+pub fn grouped_attention(
+    qkv: &Tensor,
+    n_head: usize,
+    n_kv_head: usize,
+) -> candle_core::Result<Tensor> {
+    let (_, _, width) = qkv.dims3()?;
+    let heads = n_head + 2 * n_kv_head;
+    if n_kv_head == 0
+        || !n_head.is_multiple_of(n_kv_head)
+        || width == 0
+        || !width.is_multiple_of(heads)
+    {
+        candle_core::bail!(
+            "grouped_attention: rows {width} wide do not hold {n_head} query and 2 × {n_kv_head} key/value heads"
+        );
+    }
+    qkv.contiguous()?.apply_op1(GroupedAttention {
+        n_head,
+        n_kv_head,
+        lse: Mutex::new(Vec::new()),
+    })
+}
+
+struct GroupedAttention {
+    n_head: usize,
+    n_kv_head: usize,
+    /// Log-sum-exp of every score row, saved by the forward pass.
+    lse: Mutex<Vec<f64>>,
+}
+
+impl GroupedAttention {
+    /// (sizes, query width, key/value width) for packed rows of `shape`.
+    fn dims(&self, shape: &Shape) -> candle_core::Result<(Dims, usize, usize)> {
+        let (b, t, width) = shape.dims3()?;
+        let d = width / (self.n_head + 2 * self.n_kv_head);
+        let dims = Dims::grouped(b, t, self.n_head, self.n_kv_head, d);
+        Ok((dims, self.n_head * d, self.n_kv_head * d))
+    }
+
+    fn spec(&self) -> AttentionSpec {
+        AttentionSpec {
+            n_head: self.n_head,
+            causal: true,
+            dropout: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl CustomOp1 for GroupedAttention {
+    fn name(&self) -> &'static str {
+        "seer-grouped-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (dims, qw, kvw) = self.dims(layout.shape())?;
+        with_float!(storage.dtype(), "grouped_attention", T => {
+            let qkv = contiguous::<T>(storage, layout, "grouped_attention")?;
+            let (y, lse) = forward(Sources::packed(qkv, qw, kvw), dims, self.spec(), &[]);
+            *self.lse.lock().expect("attention state") = lse;
+            Ok((T::to_cpu_storage_owned(y), Shape::from((dims.b, dims.t, qw))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (dims, qw, kvw) = self.dims(arg.shape())?;
+        let lse = self.lse.lock().expect("attention state");
+        with_float!(arg.dtype(), "grouped_attention", T => {
+            with_slice::<T, _>(arg, "grouped_attention", |qkv| {
+                with_slice::<T, _>(grad, "grouped_attention", |dy| {
+                    let mut dqkv = par_zeroed(qkv.len());
+                    let out = GradTargets::packed(&mut dqkv, qw, kvw);
+                    let src = Sources::packed(qkv, qw, kvw);
+                    backward(&src, dy, &lse, dims, self.spec(), &[], &out);
+                    tensor_from(dqkv, arg.shape().clone()).map(Some)
+                })
+            })
+        })
+    }
 }
 
 /// Cross-attention: queries `q` (`[batch, n, dim]`) attend to the keys and

@@ -5,7 +5,8 @@
 //! - `attention`: multi-head self-attention on the fused `[q | k | v]`
 //!   projection, causal or bidirectional, tiled so that the T×T score matrix
 //!   is never stored, with dropout masks regenerated in the backward pass;
-//!   over right-padded batches; and cross-attention to a separate context.
+//!   over right-padded batches; causal grouped-query attention (query
+//!   heads sharing key/value heads); and cross-attention to a separate context.
 //! - `block`: a whole pre-LayerNorm Transformer block (LayerNorm, attention,
 //!   projection, residual, LayerNorm, GELU MLP, residual) as one op, built
 //!   from the passes of the kernels below.
@@ -17,8 +18,9 @@
 //!   projections, RoPE, causal grouped-query attention, output projection,
 //!   residual, RMSNorm, SwiGLU MLP, residual) as one op, for training.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
-//! - `rms_norm`: RMSNorm with a weight (`rope` and `swiglu` hold the Llama
-//!   block's other passes).
+//! - `rms_norm`: RMSNorm with a weight; `rope`: rotary position embeddings
+//!   (`rotate_half`); `swiglu`: `silu(gate) ⊙ up`; each also a pass of the
+//!   Llama block.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `dropout`: dropout with a regenerated (never stored) mask.
@@ -51,7 +53,8 @@ mod swiglu;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{
-    attention, attention_cached, attention_padded, cross_attention, AttentionSpec,
+    attention, attention_cached, attention_padded, cross_attention, grouped_attention,
+    AttentionSpec,
 };
 pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
 pub use cross_entropy::{cross_entropy, token_log_probs};
@@ -65,6 +68,8 @@ pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
 pub use llama_block::{llama_block, llama_block_sizes, LlamaBlockSpec};
 pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use swiglu::swiglu;
 
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;

@@ -1,7 +1,10 @@
 //! SwiGLU's gate: `silu(gate) ⊙ up` from packed `[gate | up]` rows (one
-//! product makes both), and its backward pass back to those rows.
+//! product makes both), and its backward pass back to those rows: the Llama
+//! layer's passes, and [`swiglu`], the same as an op of its own.
 
-use super::{par_written, Float};
+use super::{contiguous, par_written, tensor_from, with_float, with_slice, Float};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 
 /// Rows per parallel task.
 const ROWS: usize = 16;
@@ -47,6 +50,52 @@ pub(super) fn backward<T: Float>(dh: &[T], gate_up: &[T], f: usize) -> Vec<T> {
                     d_gate[i].write(dh[i] * u * s * (T::one() + g * (T::one() - s)));
                 }
             }
+        })
+    }
+}
+
+/// `silu(gate) ⊙ up` for `gate_up` (`[..., 2·f]`, the gate's `f` columns
+/// first): `[..., f]`.
+pub fn swiglu(gate_up: &Tensor) -> candle_core::Result<Tensor> {
+    let width = gate_up.dim(candle_core::D::Minus1)?;
+    if width == 0 || !width.is_multiple_of(2) {
+        candle_core::bail!(
+            "swiglu: the last dimension {width} is not [gate | up], two equal halves"
+        );
+    }
+    gate_up.contiguous()?.apply_op1(SwiGlu)
+}
+
+struct SwiGlu;
+
+impl CustomOp1 for SwiGlu {
+    fn name(&self) -> &'static str {
+        "seer-swiglu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let mut dims = l.shape().dims().to_vec();
+        let f = dims.last().copied().unwrap_or(0) / 2;
+        *dims.last_mut().expect("rank >= 1") = f;
+        with_float!(s.dtype(), "swiglu", T => {
+            let x = contiguous::<T>(s, l, "swiglu")?;
+            Ok((T::to_cpu_storage_owned(forward(x, f)), Shape::from(dims)))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let f = arg.dim(candle_core::D::Minus1)? / 2;
+        with_float!(arg.dtype(), "swiglu", T => {
+            with_slice::<T, _>(arg, "swiglu", |x| {
+                with_slice::<T, _>(grad, "swiglu", |dh| {
+                    tensor_from(backward(dh, x, f), arg.shape().clone()).map(Some)
+                })
+            })
         })
     }
 }

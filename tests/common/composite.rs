@@ -207,12 +207,88 @@ pub struct LlamaShape {
     pub theta: f64,
 }
 
+/// RoPE on rows `[b, t, heads·head_dim]`, through [`composite_rope`].
+pub fn composite_rope_rows(x: &Tensor, head_dim: usize, theta: f64) -> Tensor {
+    let (b, t, width) = x.dims3().unwrap();
+    let heads = x
+        .reshape((b, t, width / head_dim, head_dim))
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .contiguous()
+        .unwrap();
+    composite_rope(&heads, theta)
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, width))
+        .unwrap()
+}
+
+/// `silu(gate) ⊙ up` for `[gate | up]` rows, silu as `g / (1 + e^−g)`.
+pub fn composite_swiglu(gate_up: &Tensor) -> Tensor {
+    let f = gate_up.dim(D::Minus1).unwrap() / 2;
+    let gate = gate_up.narrow(D::Minus1, 0, f).unwrap();
+    let up = gate_up.narrow(D::Minus1, f, f).unwrap();
+    let sigmoid = (gate.neg().unwrap().exp().unwrap() + 1.0)
+        .unwrap()
+        .recip()
+        .unwrap();
+    ((gate * sigmoid).unwrap() * up).unwrap()
+}
+
+/// Causal grouped-query attention of packed `[q | k | v]` rows as
+/// transformers' eager Llama attention computes it: keys and values
+/// repeated for each query head of their group (`repeat_kv`), matmul, mask,
+/// softmax.
+pub fn composite_grouped_attention(qkv: &Tensor, n_head: usize, n_kv_head: usize) -> Tensor {
+    let (b, t, width) = qkv.dims3().unwrap();
+    let d = width / (n_head + 2 * n_kv_head);
+    let heads = |start: usize, n: usize| {
+        qkv.narrow(2, start * d, n * d)
+            .unwrap()
+            .reshape((b, t, n, d))
+            .unwrap()
+            .transpose(1, 2)
+            .unwrap()
+            .contiguous()
+            .unwrap()
+    };
+    let repeat_kv = |x: Tensor| {
+        x.unsqueeze(2)
+            .unwrap()
+            .broadcast_as((b, n_kv_head, n_head / n_kv_head, t, d))
+            .unwrap()
+            .contiguous()
+            .unwrap()
+            .reshape((b, n_head, t, d))
+            .unwrap()
+    };
+    let q = heads(0, n_head);
+    let k = repeat_kv(heads(n_head, n_kv_head));
+    let v = repeat_kv(heads(n_head + n_kv_head, n_kv_head));
+    let scores = (q.matmul(&k.t().unwrap()).unwrap() / (d as f64).sqrt()).unwrap();
+    let mask: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    let mask = Tensor::from_vec(mask, (t, t), qkv.device())
+        .unwrap()
+        .to_dtype(qkv.dtype())
+        .unwrap();
+    let w = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
+    w.matmul(&v)
+        .unwrap()
+        .transpose(1, 2)
+        .unwrap()
+        .reshape((b, t, n_head * d))
+        .unwrap()
+}
+
 /// A Llama decoder layer as transformers' `LlamaDecoderLayer` writes it
-/// (eager attention, `repeat_kv`), from candle's differentiable ops; the
-/// parameters are flat, in the order q, k, v, o, gate, up, down (each
+/// (eager attention), from the composite stages above and candle's matmuls;
+/// the parameters are flat, in the order q, k, v, o, gate, up, down (each
 /// `[out, in]`), input norm, post-attention norm.
 pub fn composite_llama_block(x: &Tensor, params: &Tensor, s: LlamaShape) -> Tensor {
-    let (b, t, c) = x.dims3().unwrap();
+    let c = x.dim(2).unwrap();
     let (q, kv, f) = (s.n_head * s.head_dim, s.n_kv_head * s.head_dim, s.n_ff);
     let shapes = [
         (q, c),
@@ -239,59 +315,22 @@ pub fn composite_llama_block(x: &Tensor, params: &Tensor, s: LlamaShape) -> Tens
         })
         .collect();
     let proj = |x: &Tensor, w: &Tensor| x.broadcast_matmul(&w.t().unwrap()).unwrap();
-    let heads = |x: Tensor, n: usize| {
-        x.reshape((b, t, n, s.head_dim))
-            .unwrap()
-            .transpose(1, 2)
-            .unwrap()
-            .contiguous()
-            .unwrap()
-    };
-    let repeat_kv = |x: Tensor| {
-        let group = s.n_head / s.n_kv_head;
-        x.unsqueeze(2)
-            .unwrap()
-            .broadcast_as((b, s.n_kv_head, group, t, s.head_dim))
-            .unwrap()
-            .contiguous()
-            .unwrap()
-            .reshape((b, s.n_head, t, s.head_dim))
-            .unwrap()
-    };
+    let rope = |x: Tensor| composite_rope_rows(&x, s.head_dim, s.theta);
     let n1 = composite_rms_norm(x, &p[7].squeeze(0).unwrap(), s.eps);
-    let qh = composite_rope(&heads(proj(&n1, &p[0]), s.n_head), s.theta);
-    let kh = repeat_kv(composite_rope(
-        &heads(proj(&n1, &p[1]), s.n_kv_head),
-        s.theta,
-    ));
-    let vh = repeat_kv(heads(proj(&n1, &p[2]), s.n_kv_head));
-    let scores = (qh.matmul(&kh.t().unwrap()).unwrap() / (s.head_dim as f64).sqrt()).unwrap();
-    let mask: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    let mask = Tensor::from_vec(mask, (t, t), x.device())
-        .unwrap()
-        .to_dtype(x.dtype())
-        .unwrap();
-    let w = candle_nn::ops::softmax(&scores.broadcast_add(&mask).unwrap(), D::Minus1).unwrap();
-    let att = w
-        .matmul(&vh)
-        .unwrap()
-        .transpose(1, 2)
-        .unwrap()
-        .reshape((b, t, q))
-        .unwrap();
+    let qkv = Tensor::cat(
+        &[
+            rope(proj(&n1, &p[0])),
+            rope(proj(&n1, &p[1])),
+            proj(&n1, &p[2]),
+        ],
+        2,
+    )
+    .unwrap();
+    let att = composite_grouped_attention(&qkv, s.n_head, s.n_kv_head);
     let x1 = (x + proj(&att, &p[3])).unwrap();
     let n2 = composite_rms_norm(&x1, &p[8].squeeze(0).unwrap(), s.eps);
-    let gate = proj(&n2, &p[4]);
-    let silu = (&gate
-        * (gate.neg().unwrap().exp().unwrap() + 1.0)
-            .unwrap()
-            .recip()
-            .unwrap())
-    .unwrap();
-    let h = (silu * proj(&n2, &p[5])).unwrap();
-    (&x1 + proj(&h, &p[6])).unwrap()
+    let gate_up = Tensor::cat(&[proj(&n2, &p[4]), proj(&n2, &p[5])], 2).unwrap();
+    (&x1 + proj(&composite_swiglu(&gate_up), &p[6])).unwrap()
 }
 
 /// `log softmax(logits)[target]` per row, from candle's ops.
