@@ -343,6 +343,14 @@ fn saved_folders_reload_in_seer_and_in_transformers() {
             assert!(dir.path().join(file).is_file(), "{source}: {file} missing");
         }
         assert_round_trip(&model, dir.path());
+        let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(config["rms_norm_eps"], 1e-5, "{source}");
+        assert_eq!(
+            config["tie_word_embeddings"],
+            source.ends_with("q4_k.gguf"),
+            "{source}"
+        );
         let tokenizer =
             seer::tokenize::Tokenizer::load(&dir.path().join("tokenizer.json")).unwrap();
         assert_eq!(tokenizer.encode(text).unwrap(), ids, "{source}");

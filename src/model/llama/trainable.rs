@@ -354,7 +354,7 @@ impl TrainableLlama {
             return Ok(json);
         }
         let c = &self.config;
-        let theta = c.rope_theta as f64;
+        let (theta, eps) = (decimal(c.rope_theta), decimal(c.rms_eps));
         Ok(serde_json::json!({
             "architectures": ["LlamaForCausalLM"],
             "model_type": "llama",
@@ -366,7 +366,7 @@ impl TrainableLlama {
             "head_dim": c.head_dim,
             "vocab_size": c.vocab_size,
             "max_position_embeddings": c.context_length,
-            "rms_norm_eps": c.rms_eps as f64,
+            "rms_norm_eps": eps,
             "rope_theta": theta,
             "rope_parameters": {"rope_theta": theta, "rope_type": "default"},
             "hidden_act": "silu",
@@ -376,6 +376,12 @@ impl TrainableLlama {
             "dtype": "float32",
         }))
     }
+}
+
+/// `v` as the f64 its shortest decimal spelling names (an f32 `1e-5`
+/// widened as it is would be written 9.99999974737875e-6).
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
 }
 
 /// The layer kernel's shape for `config`.
