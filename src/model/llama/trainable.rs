@@ -39,7 +39,7 @@ const LAYER_WEIGHTS: [&str; 9] = [
 
 /// Tokenizer and generation files copied from a Hugging Face folder into a
 /// saved one, when the source has them.
-const TOKENIZER_FILES: [&str; 7] = [
+const TOKENIZER_FILES: [&str; 8] = [
     "tokenizer.json",
     "tokenizer_config.json",
     "special_tokens_map.json",
@@ -47,6 +47,7 @@ const TOKENIZER_FILES: [&str; 7] = [
     "chat_template.jinja",
     "generation_config.json",
     "vocab.json",
+    "merges.txt",
 ];
 
 /// Where a model was loaded from (its tokenizer comes from there too).
