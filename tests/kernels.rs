@@ -6,15 +6,17 @@ mod common;
 use candle_core::{DType, Device, Tensor, Var};
 use common::central_difference;
 use common::composite::{
-    composite_adamw, composite_attention, composite_cross_attention, composite_layer_norm,
-    composite_linear,
+    composite_adamw, composite_attention, composite_cross_attention, composite_grouped_attention,
+    composite_layer_norm, composite_linear, composite_llama_block, composite_rms_norm,
+    composite_rope_rows, composite_swiglu, composite_token_log_probs, LlamaShape,
 };
 use common::relative_error as rel;
 use seer::kernels::{
     adamw_update, attention, attention_padded, cross_attention, cross_entropy, dit_block,
     dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes, dropout,
-    gated_residual, layer_norm, linear, matrix_sizes, sum_of_squares, transformer_block,
-    vector_sizes, AdamWStep, AttentionSpec, BlockSpec, DitBlockSpec, WeightLayout,
+    gated_residual, grouped_attention, layer_norm, linear, llama_block, llama_block_sizes,
+    matrix_sizes, rms_norm, rope, sum_of_squares, swiglu, token_log_probs, transformer_block,
+    vector_sizes, AdamWStep, AttentionSpec, BlockSpec, DitBlockSpec, LlamaBlockSpec, WeightLayout,
 };
 
 fn randn(shape: &[usize], dtype: DType, seed: u64) -> Var {
@@ -843,4 +845,220 @@ fn adamw_update_matches_composite_over_several_steps() {
         .to_scalar::<f32>()
         .unwrap() as f64;
     assert!((sum_of_squares(g.as_tensor()).unwrap() - expected).abs() / expected < 1e-5);
+}
+
+#[test]
+fn rms_norm_matches_composite_and_finite_differences() {
+    // 70 rows: parallel tasks of 16 rows, the last one partial.
+    let inputs = [
+        randn(&[2, 35, 24], DType::F32, 41),
+        randn(&[24], DType::F32, 42),
+    ];
+    against_composite(
+        &inputs,
+        |x| rms_norm(&x[0], &x[1], 1e-5).unwrap(),
+        |x| composite_rms_norm(&x[0], &x[1], 1e-5),
+    );
+    let inputs = [
+        randn(&[3, 5, 8], DType::F64, 43),
+        randn(&[8], DType::F64, 44),
+    ];
+    against_finite_differences(&inputs, |x| rms_norm(&x[0], &x[1], 1e-5).unwrap());
+    let err = rms_norm(
+        inputs[0].as_tensor(),
+        &Tensor::ones(7, DType::F64, &Device::Cpu).unwrap(),
+        1e-5,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("must be [8]"), "{err}");
+}
+
+#[test]
+fn token_log_probs_match_composite_and_finite_differences() {
+    let targets = Tensor::new(&[[3u32, 0, 64], [17, 17, 5]], &Device::Cpu).unwrap();
+    let logits = [randn(&[2, 3, 65], DType::F32, 13)];
+    against_composite(
+        &logits,
+        |x| token_log_probs(&x[0], &targets).unwrap(),
+        |x| composite_token_log_probs(&x[0], &targets),
+    );
+    let logits = [randn(&[2, 3, 65], DType::F64, 14)];
+    against_finite_differences(&logits, |x| token_log_probs(&x[0], &targets).unwrap());
+    let bad = Tensor::new(&[[0u32, 65, 0], [0, 0, 0]], &Device::Cpu).unwrap();
+    let err = token_log_probs(logits[0].as_tensor(), &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("target 65"), "{err}");
+}
+
+#[test]
+fn a_token_log_prob_with_zero_gradient_sends_exact_zeros_to_its_logits() {
+    let logits = randn(&[2, 3, 65], DType::F32, 15);
+    let targets = Tensor::new(&[[3u32, 0, 64], [17, 17, 5]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(&[[1f32, 0.0, 1.0], [0.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+    let log_probs = token_log_probs(logits.as_tensor(), &targets).unwrap();
+    let grads = (log_probs * &mask)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g: Vec<Vec<Vec<f32>>> = grads.get(logits.as_tensor()).unwrap().to_vec3().unwrap();
+    for (row, masked) in [(0, 1), (1, 0)] {
+        assert!(
+            g[row][masked].iter().all(|v| v.to_bits() == 0),
+            "row {row}, {masked}"
+        );
+    }
+    assert!(g[0][0].iter().any(|&v| v != 0.0));
+}
+
+#[test]
+fn rope_matches_composite_and_finite_differences() {
+    // 35 positions × 2 items: parallel tasks of 16 rows cross items.
+    let x = [randn(&[2, 35, 3 * 8], DType::F32, 51)];
+    against_composite(
+        &x,
+        |x| rope(&x[0], 8, 10000.0).unwrap(),
+        |x| composite_rope_rows(&x[0], 8, 10000.0),
+    );
+    let x = [randn(&[2, 5, 2 * 6], DType::F64, 52)];
+    against_finite_differences(&x, |x| rope(&x[0], 6, 500.0).unwrap());
+    let err = rope(x[0].as_tensor(), 5, 1e4).unwrap_err().to_string();
+    assert!(err.contains("even width 5"), "{err}");
+}
+
+#[test]
+fn swiglu_matches_composite_and_finite_differences() {
+    let x = [randn(&[2, 35, 2 * 12], DType::F32, 53)];
+    against_composite(&x, |x| swiglu(&x[0]).unwrap(), |x| composite_swiglu(&x[0]));
+    let x = [randn(&[3, 2 * 7], DType::F64, 54)];
+    against_finite_differences(&x, |x| swiglu(&x[0]).unwrap());
+    let err = swiglu(&randn(&[2, 5], DType::F32, 1).as_tensor().clone())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("two equal halves"), "{err}");
+}
+
+#[test]
+fn grouped_attention_matches_repeat_kv_and_finite_differences() {
+    // 70 positions: two query tiles; 2 and 4 query heads per KV head, and
+    // one KV head per query head (plain multi-head attention).
+    for (h, kv) in [(4, 2), (4, 1), (2, 2)] {
+        let qkv = [randn(&[2, 70, (h + 2 * kv) * 8], DType::F32, 55)];
+        against_composite(
+            &qkv,
+            |x| grouped_attention(&x[0], h, kv).unwrap(),
+            |x| composite_grouped_attention(&x[0], h, kv),
+        );
+    }
+    let qkv = [randn(&[2, 6, (4 + 2 * 2) * 4], DType::F64, 56)];
+    against_finite_differences(&qkv, |x| grouped_attention(&x[0], 4, 2).unwrap());
+    // Multi-head grouped attention is the fused attention, bit for bit.
+    let qkv = randn(&[2, 9, 3 * 16], DType::F32, 57);
+    let a = grouped_attention(qkv.as_tensor(), 4, 4).unwrap();
+    let b = attention(qkv.as_tensor(), spec(4, true, 0.0)).unwrap();
+    assert_eq!(rel(&a, &b), 0.0);
+    let err = grouped_attention(qkv.as_tensor(), 4, 3)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("4 query and 2 × 3"), "{err}");
+}
+
+fn llama_spec(n_head: usize, n_kv_head: usize, head_dim: usize, n_ff: usize) -> LlamaBlockSpec {
+    LlamaBlockSpec {
+        n_head,
+        n_kv_head,
+        head_dim,
+        n_ff,
+        eps: 1e-5,
+        rope_theta: 10000.0,
+    }
+}
+
+fn llama_shape(s: LlamaBlockSpec) -> LlamaShape {
+    LlamaShape {
+        n_head: s.n_head,
+        n_kv_head: s.n_kv_head,
+        head_dim: s.head_dim,
+        n_ff: s.n_ff,
+        eps: s.eps,
+        theta: s.rope_theta,
+    }
+}
+
+/// Random inputs for a Llama layer `c` wide: x, and the flat parameters
+/// (matrices N(0, 0.2²)... scaled by 1/√fan-in, norm weights near one).
+fn llama_inputs(
+    spec: LlamaBlockSpec,
+    b: usize,
+    t: usize,
+    c: usize,
+    dtype: DType,
+    seed: u64,
+) -> [Var; 2] {
+    let x = randn(&[b, t, c], dtype, seed);
+    let sizes = llama_block_sizes(c, &spec);
+    let fan_in = [c, c, c, spec.n_head * spec.head_dim, c, c, spec.n_ff];
+    let mut parts = Vec::new();
+    for (i, &n) in sizes.iter().enumerate() {
+        let (scale, shift) = match fan_in.get(i) {
+            Some(&f) => (1.0 / (f as f64).sqrt(), 0.0),
+            None => (0.1, 1.0),
+        };
+        parts.push(
+            randn(&[n], dtype, seed + 1 + i as u64)
+                .as_tensor()
+                .affine(scale, shift)
+                .unwrap(),
+        );
+    }
+    let params = Var::from_tensor(&Tensor::cat(&parts, 0).unwrap()).unwrap();
+    [x, params]
+}
+
+#[test]
+fn llama_block_matches_transformers_layer_composed_of_candle_ops() {
+    // 70 positions: two attention tiles; grouped (2 query heads per KV
+    // head), multi-head, one KV head, and heads wider than dim / n_head.
+    for (spec, c) in [
+        (llama_spec(4, 2, 8, 48), 32),
+        (llama_spec(4, 4, 8, 40), 32),
+        (llama_spec(4, 1, 8, 40), 32),
+        (llama_spec(4, 2, 12, 40), 24),
+    ] {
+        let inputs = llama_inputs(spec, 2, 70, c, DType::F32, 5);
+        against_composite(
+            &inputs,
+            |x| llama_block(&x[0], &x[1], spec).unwrap(),
+            |x| composite_llama_block(&x[0], &x[1], llama_shape(spec)),
+        );
+    }
+}
+
+#[test]
+fn llama_block_gradients_match_finite_differences() {
+    for (spec, c) in [(llama_spec(4, 2, 4, 12), 8), (llama_spec(2, 1, 6, 10), 8)] {
+        let inputs = llama_inputs(spec, 2, 5, c, DType::F64, 21);
+        against_finite_differences(&inputs, |x| llama_block(&x[0], &x[1], spec).unwrap());
+    }
+}
+
+#[test]
+fn llama_block_refuses_parameters_or_heads_that_do_not_fit() {
+    let spec = llama_spec(4, 2, 8, 48);
+    let [x, params] = llama_inputs(spec, 1, 3, 32, DType::F32, 1);
+    let short = params
+        .as_tensor()
+        .narrow(0, 1, params.elem_count() - 1)
+        .unwrap();
+    let err = llama_block(x.as_tensor(), &short, spec)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("parameters"), "{err}");
+    let err = llama_block(x.as_tensor(), params.as_tensor(), llama_spec(4, 3, 8, 48))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cannot share 3"), "{err}");
 }

@@ -48,6 +48,9 @@ cp "$WORK/run/config.json" "$WORK/run/model.safetensors" "$FIX/gpt_tiny/"
 # Gemma 3 in GGUF (tiny random models; Gemma 3 270M when GEMMA3_GGUF names
 # gemma-3-270m-q4_k_m.gguf) and tiny Hugging Face folders of the tiny Llama/Gemma.
 "$PYTHON" scripts/reference/gemma3_parity.py "$FIX/llama" ${GEMMA3_GGUF:+--gemma3 "$GEMMA3_GGUF"}
+# Training the Llama family: tiny random LlamaForCausalLM folders (GQA; untied
+# and tied) with transformers' masked loss, gradients and 5 AdamW steps.
+"$PYTHON" scripts/reference/llama_train_parity.py "$FIX/llama_train"
 # GGUF tokenizers and chat templates: SmolLM2's tokenizer metadata as a
 # tokenizer-only GGUF, a tiny sentencepiece vocabulary, and transformers' ids
 # and apply_chat_template strings (needs SMOLLM2_GGUF).

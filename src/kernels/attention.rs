@@ -1,4 +1,5 @@
-//! Multi-head self-attention as one op on the fused `[q | k | v]` projection.
+//! Multi-head self-attention as one op on the fused `[q | k | v]` projection
+//! (and grouped-query attention, where query heads share key/value heads).
 //!
 //! Input `[batch, seq, 3·dim]` (GPT-2's `c_attn` output), output
 //! `[batch, seq, dim]` with the heads side by side, ready for `c_proj`: no
@@ -64,6 +65,100 @@ pub fn attention_padded(
         lengths: lengths.to_vec(),
         lse: Mutex::new(Vec::new()),
     })
+}
+
+/// Causal grouped-query self-attention of packed `qkv` rows
+/// (`[batch, seq, (n_head + 2·n_kv_head)·head_dim]`: queries, then keys,
+/// then values), query heads `g·k .. g·(k+1)` sharing key/value head `k`
+/// (`g = n_head / n_kv_head`). Returns `[batch, seq, n_head·head_dim]`.
+pub fn grouped_attention(
+    qkv: &Tensor,
+    n_head: usize,
+    n_kv_head: usize,
+) -> candle_core::Result<Tensor> {
+    let (_, _, width) = qkv.dims3()?;
+    let heads = n_head + 2 * n_kv_head;
+    if n_kv_head == 0
+        || !n_head.is_multiple_of(n_kv_head)
+        || width == 0
+        || !width.is_multiple_of(heads)
+    {
+        candle_core::bail!(
+            "grouped_attention: rows {width} wide do not hold {n_head} query and 2 × {n_kv_head} key/value heads"
+        );
+    }
+    qkv.contiguous()?.apply_op1(GroupedAttention {
+        n_head,
+        n_kv_head,
+        lse: Mutex::new(Vec::new()),
+    })
+}
+
+struct GroupedAttention {
+    n_head: usize,
+    n_kv_head: usize,
+    /// Log-sum-exp of every score row, saved by the forward pass.
+    lse: Mutex<Vec<f64>>,
+}
+
+impl GroupedAttention {
+    /// (sizes, query width, key/value width) for packed rows of `shape`.
+    fn dims(&self, shape: &Shape) -> candle_core::Result<(Dims, usize, usize)> {
+        let (b, t, width) = shape.dims3()?;
+        let d = width / (self.n_head + 2 * self.n_kv_head);
+        let dims = Dims::grouped(b, t, self.n_head, self.n_kv_head, d);
+        Ok((dims, self.n_head * d, self.n_kv_head * d))
+    }
+
+    fn spec(&self) -> AttentionSpec {
+        AttentionSpec {
+            n_head: self.n_head,
+            causal: true,
+            dropout: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+impl CustomOp1 for GroupedAttention {
+    fn name(&self) -> &'static str {
+        "seer-grouped-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (dims, qw, kvw) = self.dims(layout.shape())?;
+        with_float!(storage.dtype(), "grouped_attention", T => {
+            let qkv = contiguous::<T>(storage, layout, "grouped_attention")?;
+            let (y, lse) = forward(Sources::packed(qkv, qw, kvw), dims, self.spec(), &[]);
+            *self.lse.lock().expect("attention state") = lse;
+            Ok((T::to_cpu_storage_owned(y), Shape::from((dims.b, dims.t, qw))))
+        })
+    }
+
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let (dims, qw, kvw) = self.dims(arg.shape())?;
+        let lse = self.lse.lock().expect("attention state");
+        with_float!(arg.dtype(), "grouped_attention", T => {
+            with_slice::<T, _>(arg, "grouped_attention", |qkv| {
+                with_slice::<T, _>(grad, "grouped_attention", |dy| {
+                    let mut dqkv = par_zeroed(qkv.len());
+                    let out = GradTargets::packed(&mut dqkv, qw, kvw);
+                    let src = Sources::packed(qkv, qw, kvw);
+                    backward(&src, dy, &lse, dims, self.spec(), &[], &out);
+                    tensor_from(dqkv, arg.shape().clone()).map(Some)
+                })
+            })
+        })
+    }
 }
 
 /// Cross-attention: queries `q` (`[batch, n, dim]`) attend to the keys and
@@ -222,6 +317,7 @@ pub fn attention_cached(
         offset: tk - t,
         c,
         h: spec.n_head,
+        kv_h: spec.n_head,
         d: c / spec.n_head,
     };
     let spec = AttentionSpec {
@@ -250,7 +346,9 @@ struct SelfAttention {
 }
 
 /// Sizes of one call: `t` queries against `tk` keys, query `i` sitting at
-/// position `offset + i` of the keys (0 except with a KV cache).
+/// position `offset + i` of the keys (0 except with a KV cache); `h` query
+/// heads share `kv_h` key/value heads, `h / kv_h` consecutive query heads
+/// each (grouped-query attention; `kv_h = h` otherwise).
 #[derive(Clone, Copy)]
 pub(super) struct Dims {
     b: usize,
@@ -259,6 +357,7 @@ pub(super) struct Dims {
     offset: usize,
     c: usize,
     h: usize,
+    kv_h: usize,
     d: usize,
 }
 
@@ -273,8 +372,30 @@ impl Dims {
             offset: 0,
             c,
             h: n_head,
+            kv_h: n_head,
             d: c / n_head,
         })
+    }
+
+    /// Sizes of causal or bidirectional self-attention over `t` positions
+    /// with `h` query heads sharing `kv_h` key/value heads, each `d` wide
+    /// (`kv_h` must divide `h`).
+    pub(super) fn grouped(b: usize, t: usize, h: usize, kv_h: usize, d: usize) -> Self {
+        Self {
+            b,
+            t,
+            tk: t,
+            offset: 0,
+            c: h * d,
+            h,
+            kv_h,
+            d,
+        }
+    }
+
+    /// Query heads per key/value head.
+    fn group(&self) -> usize {
+        self.h / self.kv_h
     }
 
     /// Sizes of `t` queries per item (`c` wide) against a context of `tk`
@@ -287,6 +408,7 @@ impl Dims {
             offset: 0,
             c,
             h: n_head,
+            kv_h: n_head,
             d: c / n_head,
         }
     }
@@ -365,25 +487,33 @@ pub(super) struct Sources<T> {
 impl<T> Sources<T> {
     /// The queries, keys and values inside GPT-2's fused `[q | k | v]` rows.
     pub(super) fn fused(qkv: &[T], c: usize) -> Self {
+        Self::packed(qkv, c, c)
+    }
+
+    /// The queries (`q_width` wide), keys and values (`kv_width` wide each)
+    /// inside packed `[q | k | v]` rows (a grouped-query projection).
+    pub(super) fn packed(qkv: &[T], q_width: usize, kv_width: usize) -> Self {
         let base = qkv.as_ptr() as *mut T;
-        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
-        let (k, v) = unsafe { (base.add(c), base.add(2 * c)) };
+        let stride = q_width + 2 * kv_width;
+        // SAFETY: offsets within the first row of a `[.., stride]` buffer.
+        let (k, v) = unsafe { (base.add(q_width), base.add(q_width + kv_width)) };
         Self {
             q: SharedMut(base),
             k: SharedMut(k),
             v: SharedMut(v),
-            q_stride: 3 * c,
-            kv_stride: 3 * c,
+            q_stride: stride,
+            kv_stride: stride,
         }
     }
 
-    /// Pointers for batch `bi`, head `hi`: (q, k, v).
+    /// Pointers for batch `bi`, query head `hi`: (q, k, v), the keys and
+    /// values those of the head's group.
     ///
     /// # Safety
     /// `dims` must describe the buffers behind `self`.
     unsafe fn head(&self, dims: Dims, bi: usize, hi: usize) -> (*const T, *const T, *const T) {
         let q = self.q.ptr().add(bi * dims.t * self.q_stride + hi * dims.d);
-        let kv = bi * dims.tk * self.kv_stride + hi * dims.d;
+        let kv = bi * dims.tk * self.kv_stride + (hi / dims.group()) * dims.d;
         (q, self.k.ptr().add(kv), self.v.ptr().add(kv))
     }
 }
@@ -500,15 +630,22 @@ pub(super) struct GradTargets<T> {
 impl<T> GradTargets<T> {
     /// The gradient of GPT-2's fused `[q | k | v]` rows, in `dqkv`.
     pub(super) fn fused(dqkv: &mut [T], c: usize) -> Self {
+        Self::packed(dqkv, c, c)
+    }
+
+    /// The gradient of packed `[q | k | v]` rows (queries `q_width` wide,
+    /// keys and values `kv_width` wide each), in `dqkv`.
+    pub(super) fn packed(dqkv: &mut [T], q_width: usize, kv_width: usize) -> Self {
         let base = dqkv.as_mut_ptr();
-        // SAFETY: offsets within the first row of a `[.., 3·c]` buffer.
-        let (dk, dv) = unsafe { (base.add(c), base.add(2 * c)) };
+        let stride = q_width + 2 * kv_width;
+        // SAFETY: offsets within the first row of a `[.., stride]` buffer.
+        let (dk, dv) = unsafe { (base.add(q_width), base.add(q_width + kv_width)) };
         Self {
             dq: SharedMut(base),
             dk: SharedMut(dk),
             dv: SharedMut(dv),
-            q_stride: 3 * c,
-            kv_stride: 3 * c,
+            q_stride: stride,
+            kv_stride: stride,
         }
     }
 
@@ -547,111 +684,119 @@ pub(super) fn backward<T: Float>(
     let scale = T::from_f64(1.0 / (d as f64).sqrt());
     let (keep_scale, threshold) = dropout_params::<T>(spec.dropout);
     let dropout = spec.dropout > 0.0;
+    let (kv_h, group) = (dims.kv_h, dims.group());
     let init = || (Vec::new(), Vec::new(), Vec::new());
-    (0..b * h)
+    // One task per (batch, key/value head): the query heads of a group add
+    // into the same key and value gradients, one after another.
+    (0..b * kv_h)
         .into_par_iter()
-        .for_each_init(init, |(probs, grads, dropped), bh| {
-            let (bi, hi) = (bh / h, bh % h);
+        .for_each_init(init, |(probs, grads, dropped), bg| {
+            let (bi, gi) = (bg / kv_h, bg % kv_h);
             let len = TILE.min(t) * tk;
             probs.resize(len, T::zero());
             grads.resize(len, T::zero());
             if dropout {
                 dropped.resize(len, T::zero());
             }
-            // SAFETY: task (bi, hi) writes only rows of batch bi, columns of head hi.
-            unsafe {
-                let (q, k, v) = src.head(dims, bi, hi);
-                let dq = out.dq.ptr().add(bi * t * dqs + hi * d);
-                let dk = out.dk.ptr().add(bi * tk * dks + hi * d);
-                let dv = out.dv.ptr().add(bi * tk * dks + hi * d);
-                let dy = dy.as_ptr().add(bi * t * c + hi * d);
-                for i0 in (0..t).step_by(TILE) {
-                    let tq = TILE.min(t - i0);
-                    let limit = lengths.get(bi).copied().unwrap_or(tk);
-                    let n = dims.keys(spec.causal, i0, tq, limit);
-                    let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
-                    // Probabilities of the tile, from the saved log-sum-exp.
-                    tile_scores(dims, src, q, k, i0, tq, n, scale, p);
-                    for r in 0..tq {
-                        let i = i0 + r;
-                        let valid = dims.valid_keys(spec.causal, i, n);
-                        let row_lse = T::from_f64(lse[bh * t + i]);
-                        let row = &mut probs[r * n..(r + 1) * n];
-                        row[..valid]
-                            .iter_mut()
-                            .for_each(|x| *x = (*x - row_lse).exp());
-                        row[valid..].iter_mut().for_each(|x| *x = T::zero());
-                    }
-                    // Gradient with respect to the (dropped-out) weights.
-                    gemm(
-                        tq,
-                        n,
-                        d,
-                        (g, n, 1),
-                        false,
-                        (dy.add(i0 * c), c, 1),
-                        (v, 1, ks),
-                        T::one(),
-                        1,
-                    );
-                    let weights = if dropout {
+            for hi in gi * group..(gi + 1) * group {
+                let bh = bi * h + hi;
+                // SAFETY: task (bi, gi) writes only rows of batch bi, columns of
+                // group gi's key/value head and of its query heads.
+                unsafe {
+                    let (q, k, v) = src.head(dims, bi, hi);
+                    let dq = out.dq.ptr().add(bi * t * dqs + hi * d);
+                    let dk = out.dk.ptr().add(bi * tk * dks + gi * d);
+                    let dv = out.dv.ptr().add(bi * tk * dks + gi * d);
+                    let dy = dy.as_ptr().add(bi * t * c + hi * d);
+                    for i0 in (0..t).step_by(TILE) {
+                        let tq = TILE.min(t - i0);
+                        let limit = lengths.get(bi).copied().unwrap_or(tk);
+                        let n = dims.keys(spec.causal, i0, tq, limit);
+                        let (p, g) = (probs.as_mut_ptr(), grads.as_mut_ptr());
+                        // Probabilities of the tile, from the saved log-sum-exp.
+                        tile_scores(dims, src, q, k, i0, tq, n, scale, p);
                         for r in 0..tq {
-                            let base = ((bh * t + i0 + r) * tk) as u64;
-                            for j in 0..n {
-                                let f = if keep(spec.seed, base + j as u64, threshold) {
-                                    keep_scale
-                                } else {
-                                    T::zero()
-                                };
-                                dropped[r * n + j] = probs[r * n + j] * f;
-                                grads[r * n + j] *= f;
-                            }
+                            let i = i0 + r;
+                            let valid = dims.valid_keys(spec.causal, i, n);
+                            let row_lse = T::from_f64(lse[bh * t + i]);
+                            let row = &mut probs[r * n..(r + 1) * n];
+                            row[..valid]
+                                .iter_mut()
+                                .for_each(|x| *x = (*x - row_lse).exp());
+                            row[valid..].iter_mut().for_each(|x| *x = T::zero());
                         }
-                        dropped.as_ptr()
-                    } else {
-                        probs.as_ptr()
-                    };
-                    gemm(
-                        n,
-                        d,
-                        tq,
-                        (dv, dks, 1),
-                        true,
-                        (weights, 1, n),
-                        (dy.add(i0 * c), c, 1),
-                        T::one(),
-                        1,
-                    );
-                    // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
-                    for r in 0..tq {
-                        let (pr, gr) = (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
-                        let dot = math::dot(pr, gr);
-                        gr.iter_mut()
-                            .zip(pr)
-                            .for_each(|(g, &p)| *g = p * (*g - dot));
+                        // Gradient with respect to the (dropped-out) weights.
+                        gemm(
+                            tq,
+                            n,
+                            d,
+                            (g, n, 1),
+                            false,
+                            (dy.add(i0 * c), c, 1),
+                            (v, 1, ks),
+                            T::one(),
+                            1,
+                        );
+                        let weights = if dropout {
+                            for r in 0..tq {
+                                let base = ((bh * t + i0 + r) * tk) as u64;
+                                for j in 0..n {
+                                    let f = if keep(spec.seed, base + j as u64, threshold) {
+                                        keep_scale
+                                    } else {
+                                        T::zero()
+                                    };
+                                    dropped[r * n + j] = probs[r * n + j] * f;
+                                    grads[r * n + j] *= f;
+                                }
+                            }
+                            dropped.as_ptr()
+                        } else {
+                            probs.as_ptr()
+                        };
+                        gemm(
+                            n,
+                            d,
+                            tq,
+                            (dv, dks, 1),
+                            true,
+                            (weights, 1, n),
+                            (dy.add(i0 * c), c, 1),
+                            T::one(),
+                            1,
+                        );
+                        // Softmax backward: dS = P ∘ (dP − rowsum(P ∘ dP)).
+                        for r in 0..tq {
+                            let (pr, gr) =
+                                (&probs[r * n..(r + 1) * n], &mut grads[r * n..(r + 1) * n]);
+                            let dot = math::dot(pr, gr);
+                            gr.iter_mut()
+                                .zip(pr)
+                                .for_each(|(g, &p)| *g = p * (*g - dot));
+                        }
+                        gemm(
+                            tq,
+                            d,
+                            n,
+                            (dq.add(i0 * dqs), dqs, 1),
+                            false,
+                            (g, n, 1),
+                            (k, ks, 1),
+                            scale,
+                            1,
+                        );
+                        gemm(
+                            n,
+                            d,
+                            tq,
+                            (dk, dks, 1),
+                            true,
+                            (g, 1, n),
+                            (q.add(i0 * qs), qs, 1),
+                            scale,
+                            1,
+                        );
                     }
-                    gemm(
-                        tq,
-                        d,
-                        n,
-                        (dq.add(i0 * dqs), dqs, 1),
-                        false,
-                        (g, n, 1),
-                        (k, ks, 1),
-                        scale,
-                        1,
-                    );
-                    gemm(
-                        n,
-                        d,
-                        tq,
-                        (dk, dks, 1),
-                        true,
-                        (g, 1, n),
-                        (q.add(i0 * qs), qs, 1),
-                        scale,
-                        1,
-                    );
                 }
             }
         });

@@ -5,7 +5,8 @@
 //! - `attention`: multi-head self-attention on the fused `[q | k | v]`
 //!   projection, causal or bidirectional, tiled so that the T×T score matrix
 //!   is never stored, with dropout masks regenerated in the backward pass;
-//!   over right-padded batches; and cross-attention to a separate context.
+//!   over right-padded batches; causal grouped-query attention (query
+//!   heads sharing key/value heads); and cross-attention to a separate context.
 //! - `block`: a whole pre-LayerNorm Transformer block (LayerNorm, attention,
 //!   projection, residual, LayerNorm, GELU MLP, residual) as one op, built
 //!   from the passes of the kernels below.
@@ -13,12 +14,19 @@
 //!   modulation, self-attention, cross-attention to a caption, GELU MLP,
 //!   gated residuals) as one op, built from the same passes (for
 //!   inspection, also with its cross-attention weights).
+//! - `llama_block`: a whole Llama decoder layer (RMSNorm, q/k/v
+//!   projections, RoPE, causal grouped-query attention, output projection,
+//!   residual, RMSNorm, SwiGLU MLP, residual) as one op, for training.
 //! - `layer_norm`: LayerNorm with weight and optional bias.
+//! - `rms_norm`: RMSNorm with a weight; `rope`: rotary position embeddings
+//!   (`rotate_half`); `swiglu`: `silu(gate) ⊙ up`; each also a pass of the
+//!   Llama block.
 //! - `linear`: `x·W + b` with the bias add fused into the product, and
 //!   optionally GELU (tanh) fused after it, for the MLP's first layer.
 //! - `dropout`: dropout with a regenerated (never stored) mask.
 //! - `gated_residual`: adaLN-Zero's `x + gate ⊙ y`, a gate per item.
-//! - `cross_entropy`: softmax cross-entropy over the vocabulary.
+//! - `cross_entropy`: softmax cross-entropy over the vocabulary, and the
+//!   log-probability of given tokens.
 //! - `adamw`: the sum of squares for global-norm clipping, and the AdamW
 //!   update of a parameter and its moments, in place.
 //!
@@ -36,15 +44,20 @@ mod dropout;
 mod gated_residual;
 mod layer_norm;
 mod linear;
+mod llama_block;
 mod math;
 pub mod quant;
+mod rms_norm;
+mod rope;
+mod swiglu;
 
 pub use adamw::{adamw_update, sum_of_squares, AdamWStep};
 pub use attention::{
-    attention, attention_cached, attention_padded, cross_attention, AttentionSpec,
+    attention, attention_cached, attention_padded, cross_attention, grouped_attention,
+    AttentionSpec,
 };
 pub use block::{matrix_sizes, transformer_block, vector_sizes, BlockSpec};
-pub use cross_entropy::cross_entropy;
+pub use cross_entropy::{cross_entropy, token_log_probs};
 pub use dit_block::{
     dit_block, dit_block_with_cross_attention, dit_conditioning_width, dit_param_sizes,
     DitBlockSpec,
@@ -53,6 +66,10 @@ pub use dropout::dropout;
 pub use gated_residual::gated_residual;
 pub use layer_norm::layer_norm;
 pub use linear::{linear, WeightLayout};
+pub use llama_block::{llama_block, llama_block_sizes, LlamaBlockSpec};
+pub use rms_norm::rms_norm;
+pub use rope::rope;
+pub use swiglu::swiglu;
 
 use candle_core::{CpuStorage, Layout, Shape, Storage, Tensor, WithDType};
 use rayon::prelude::*;

@@ -18,5 +18,5 @@ pub use dit::{Dit, DitConfig};
 pub use gpt::Gpt;
 pub use gpt_config::{GptConfig, LAYER_NORM_EPS};
 pub use image_model::{caption_ids, ImageModel};
-pub use llama::{Activation, Family, Llama, LlamaConfig, Logits, RopeStyle};
+pub use llama::{Activation, Family, Llama, LlamaConfig, Logits, RopeStyle, TrainableLlama};
 pub use open_model::OpenModel;

@@ -1,4 +1,5 @@
-//! The Llama family and Gemma 3, for inference on quantized weights.
+//! The Llama family and Gemma 3, for inference on quantized weights (and,
+//! in `trainable`, the Llama family with f32 weights for training).
 //!
 //! The weights stay as the file stores them (memory-mapped GGUF blocks, or
 //! a Hugging Face folder's tensors) and are multiplied in place by the
@@ -18,9 +19,11 @@
 mod config;
 mod hf;
 mod ops;
+mod trainable;
 mod weights;
 
 pub use config::{Activation, Family, LlamaConfig, RopeStyle};
+pub use trainable::TrainableLlama;
 
 use crate::formats::Gguf;
 use crate::kernels::quant::{KernelPath, QMatrix};
